@@ -1,0 +1,611 @@
+//! [`Dispatcher`]: units, cameras, alerts and incidents behind one door. Every
+//! command takes `now` and leaves the changes it made as [`Event`]s in an outbox
+//! that the caller drains in order with [`Dispatcher::take_events`].
+
+use std::collections::HashMap;
+
+use crate::Millis;
+use crate::cameras::Camera;
+use crate::error::{Error, validate_id};
+use crate::geometry::{BoundingBox, LonLat};
+use crate::incidents::{Incident, IncidentSource, IncidentStatus, NewIncident, Order};
+use crate::recommend::{Recommendation, UnitQuery, recommend_units};
+use crate::units::{Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitProfile, UnitStatus};
+
+/// A change, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A unit registered, changed status or assignment, or went on/offline.
+    Unit(Unit),
+    Camera(Camera),
+    Alert(Alert),
+    Incident(Incident),
+    Order(Order),
+}
+
+/// An alert from a camera system, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: String,
+    pub camera_id: String,
+    pub time: Millis,
+    pub label: String,
+    pub confidence: f32,
+    pub snapshot_uri: String,
+    pub location: LonLat,
+    pub incident_id: Option<String>,
+}
+
+/// An alert as posted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub camera_id: String,
+    /// `None`: now.
+    pub time: Option<Millis>,
+    pub label: String,
+    pub confidence: f32,
+    pub snapshot_uri: String,
+}
+
+/// What happened to a posted alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertOutcome {
+    pub alert: Alert,
+    /// True when the alert opened the incident (false: joined or none).
+    pub incident_created: bool,
+}
+
+/// Which alerts become incidents: a label rule and a minimum confidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRule {
+    pub label: String,
+    pub incident_kind: String,
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPolicy {
+    pub min_confidence: f32,
+    pub rules: Vec<AlertRule>,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        let rule = |label: &str, kind: &str, priority| AlertRule {
+            label: label.into(),
+            incident_kind: kind.into(),
+            priority,
+        };
+        Self {
+            min_confidence: 0.6,
+            rules: vec![
+                rule("fight", "fight", 1),
+                rule("weapon", "weapon", 1),
+                rule("fall", "medical", 1),
+                rule("intrusion", "intrusion", 2),
+                rule("car_break_in", "theft", 2),
+                rule("plate_hit", "wanted_vehicle", 2),
+                rule("fire", "fire", 1),
+                rule("loitering", "suspicious_person", 4),
+            ],
+        }
+    }
+}
+
+/// Everything the core can be tuned with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DispatcherConfig {
+    pub units: UnitIndexConfig,
+    pub alerts: AlertPolicy,
+    /// Prepended to server-assigned ids (alerts, incidents, orders), so several
+    /// nodes never hand out the same id.
+    pub id_prefix: String,
+}
+
+/// A consistent picture of everything for a new command-room client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub units: Vec<Unit>,
+    pub cameras: Vec<Camera>,
+    /// Every incident that is not closed.
+    pub incidents: Vec<Incident>,
+}
+
+/// What a recommendation is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Incident(String),
+    Point(LonLat),
+}
+
+/// The dispatch core. No I/O, no clock: time arrives as `now` (Unix ms).
+#[derive(Debug)]
+pub struct Dispatcher {
+    config: DispatcherConfig,
+    units: UnitIndex,
+    cameras: Vec<Camera>,
+    camera_slots: HashMap<String, usize>,
+    incidents: Vec<Incident>,
+    incident_slots: HashMap<String, usize>,
+    /// Open incidents raised by a camera for a label: later alerts join them.
+    alert_incidents: HashMap<(String, String), String>,
+    next_alert: u64,
+    next_incident: u64,
+    next_order: u64,
+    outbox: Vec<Event>,
+}
+
+impl Dispatcher {
+    pub fn new(config: DispatcherConfig) -> Self {
+        Self {
+            units: UnitIndex::new(config.units),
+            config,
+            cameras: Vec::new(),
+            camera_slots: HashMap::new(),
+            incidents: Vec::new(),
+            incident_slots: HashMap::new(),
+            alert_incidents: HashMap::new(),
+            next_alert: 1,
+            next_incident: 1,
+            next_order: 1,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &DispatcherConfig {
+        &self.config
+    }
+
+    /// The changes made since the previous call, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Whether there are events to take.
+    pub fn has_events(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    pub fn units(&self) -> &UnitIndex {
+        &self.units
+    }
+
+    // ----- units ---------------------------------------------------------
+
+    pub fn register_unit(&mut self, profile: UnitProfile, now: Millis) -> Result<(Unit, bool), Error> {
+        let (unit, created) = self.units.register(profile, now)?;
+        self.outbox.push(Event::Unit(unit.clone()));
+        Ok((unit, created))
+    }
+
+    /// Applies one ping; see [`UnitIndex::apply_ping`]. A unit that comes back
+    /// online is announced as a unit event.
+    pub fn apply_ping(&mut self, ping: &Ping<'_>, now: Millis) -> Result<PingOutcome, PingRejection> {
+        let outcome = self.units.apply_ping(ping, now)?;
+        if outcome == PingOutcome::Moved {
+            let slot = self.units.slot(ping.unit_id).expect("ping was applied");
+            if self.units.record(slot).offline_reported && self.units.effective_status(self.units.record(slot), now) != UnitStatus::Offline {
+                self.units.record_mut(slot).offline_reported = false;
+                self.outbox.push(Event::Unit(self.units.view(slot, now)));
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Latest fixes of units that moved since the previous call.
+    pub fn take_moved(&mut self) -> Vec<(String, Fix)> {
+        self.units.take_moved()
+    }
+
+    /// Announces units that went offline (or came back) since the last sweep.
+    /// Returns how many changed.
+    pub fn sweep_offline(&mut self, now: Millis) -> usize {
+        let changed = self.units.take_liveness_changes(now);
+        for &slot in &changed {
+            self.outbox.push(Event::Unit(self.units.view(slot, now)));
+        }
+        changed.len()
+    }
+
+    pub fn unit(&self, id: &str, now: Millis) -> Result<Unit, Error> {
+        validate_id("id", id)?;
+        self.units.get(id, now)
+    }
+
+    pub fn list_units(&self, filter: &UnitFilter, start: usize, limit: usize, now: Millis) -> (Vec<Unit>, Option<usize>) {
+        self.units.list(filter, start, limit, now)
+    }
+
+    /// A status change from a unit's terminal or an operator.
+    ///
+    /// - `Available` clears any assignment (the unit leaves its incident).
+    /// - `EnRoute` and `OnScene` need an assignment; `OnScene` moves a
+    ///   dispatched incident on scene.
+    /// - `Busy` and `OffDuty` need no assignment.
+    /// - `Assigned` is set only by dispatching; `Offline` only by fix age.
+    pub fn update_unit_status(&mut self, id: &str, status: UnitStatus, now: Millis) -> Result<Unit, Error> {
+        validate_id("unit_id", id)?;
+        let slot = self.units.slot(id)?;
+        let incident_id = self.units.record(slot).incident_id.clone();
+        match (status, &incident_id) {
+            (UnitStatus::Assigned | UnitStatus::Offline, _) => {
+                return Err(Error::invalid(
+                    "status",
+                    status.as_str(),
+                    "assigned is set by Dispatch and offline by fix age; a unit may report available, en_route, on_scene, busy or off_duty",
+                ));
+            }
+            (UnitStatus::EnRoute | UnitStatus::OnScene, None) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "unit {id} cannot report {}: it is not assigned to an incident",
+                    status.as_str()
+                )));
+            }
+            (UnitStatus::Busy | UnitStatus::OffDuty, Some(incident)) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "unit {id} cannot report {}: it is assigned to incident {incident}; report available to clear first",
+                    status.as_str()
+                )));
+            }
+            (UnitStatus::Available, Some(incident)) => {
+                self.unassign(slot, incident, now, "unit_cleared", format!("unit {id} cleared"));
+            }
+            (UnitStatus::OnScene, Some(incident)) => {
+                let islot = self.incident_slots[incident];
+                let inc = &mut self.incidents[islot];
+                if inc.status == IncidentStatus::Dispatched {
+                    inc.status = IncidentStatus::OnScene;
+                    inc.record(now, "status", format!("on_scene: unit {id} arrived"));
+                    self.outbox.push(Event::Incident(inc.clone()));
+                }
+            }
+            _ => {}
+        }
+        let record = self.units.record_mut(slot);
+        record.status = status;
+        let unit = self.units.view(slot, now);
+        self.outbox.push(Event::Unit(unit.clone()));
+        Ok(unit)
+    }
+
+    /// Detaches a unit from its incident and makes it available.
+    fn unassign(&mut self, slot: u32, incident_id: &str, now: Millis, action: &'static str, detail: String) {
+        let record = self.units.record_mut(slot);
+        record.incident_id = None;
+        record.order = None;
+        record.status = UnitStatus::Available;
+        let unit_id = record.profile.id.clone();
+        if let Some(&islot) = self.incident_slots.get(incident_id) {
+            let inc = &mut self.incidents[islot];
+            inc.unit_ids.retain(|u| *u != unit_id);
+            inc.record(now, action, detail);
+            self.outbox.push(Event::Incident(inc.clone()));
+        }
+    }
+
+    // ----- cameras and alerts -------------------------------------------
+
+    pub fn register_camera(&mut self, camera: Camera) -> Result<(Camera, bool), Error> {
+        let camera = camera.validated()?;
+        let created = match self.camera_slots.get(&camera.id) {
+            Some(&slot) => {
+                self.cameras[slot] = camera.clone();
+                false
+            }
+            None => {
+                self.camera_slots.insert(camera.id.clone(), self.cameras.len());
+                self.cameras.push(camera.clone());
+                true
+            }
+        };
+        self.outbox.push(Event::Camera(camera.clone()));
+        Ok((camera, created))
+    }
+
+    pub fn camera(&self, id: &str) -> Result<&Camera, Error> {
+        self.camera_slots
+            .get(id)
+            .map(|&s| &self.cameras[s])
+            .ok_or_else(|| Error::not_found("camera", id))
+    }
+
+    pub fn cameras(&self, bbox: Option<&BoundingBox>) -> Vec<Camera> {
+        self.cameras.iter().filter(|c| c.within(bbox)).cloned().collect()
+    }
+
+    /// Records an alert; by the alert policy it may open an incident at the
+    /// camera or join the open one the same camera raised for the same label.
+    pub fn post_alert(&mut self, new: NewAlert, now: Millis) -> Result<AlertOutcome, Error> {
+        validate_id("camera_id", &new.camera_id)?;
+        if new.label.is_empty() || new.label.len() > 64 {
+            return Err(Error::invalid("label", format!("{:?}", new.label), "must be 1..=64 bytes"));
+        }
+        if !new.confidence.is_finite() || !(0.0..=1.0).contains(&new.confidence) {
+            return Err(Error::invalid("confidence", new.confidence, "must be in 0..=1"));
+        }
+        let time = new.time.unwrap_or(now);
+        if time <= 0 || time > now + self.config.units.future_tolerance_ms {
+            return Err(Error::invalid("time_unix_ms", time, "must be a positive time, not in the future"));
+        }
+        let camera = self.camera(&new.camera_id)?.clone();
+        let id = format!("{}alert-{}", self.config.id_prefix, self.next_alert);
+        self.next_alert += 1;
+        let mut alert = Alert {
+            id,
+            camera_id: camera.id.clone(),
+            time,
+            label: new.label,
+            confidence: new.confidence,
+            snapshot_uri: new.snapshot_uri,
+            location: camera.at,
+            incident_id: None,
+        };
+        let rule = self
+            .config
+            .alerts
+            .rules
+            .iter()
+            .find(|r| r.label == alert.label)
+            .filter(|_| alert.confidence >= self.config.alerts.min_confidence)
+            .cloned();
+        let mut incident_created = false;
+        if let Some(rule) = rule {
+            let key = (camera.id.clone(), alert.label.clone());
+            let open = self
+                .alert_incidents
+                .get(&key)
+                .and_then(|iid| self.incident_slots.get(iid).copied())
+                .filter(|&s| matches!(self.incidents[s].status, IncidentStatus::New | IncidentStatus::Dispatched | IncidentStatus::OnScene));
+            let islot = match open {
+                Some(islot) => {
+                    let inc = &mut self.incidents[islot];
+                    inc.alert_ids.push(alert.id.clone());
+                    inc.record(now, "alert_joined", format!("alert {} ({} {:.2})", alert.id, alert.label, alert.confidence));
+                    islot
+                }
+                None => {
+                    let description = format!("{} seen by camera {} ({:.0}% confidence)", alert.label, camera.name_or_id(), alert.confidence * 100.0);
+                    let inc = self.open_incident(
+                        NewIncident {
+                            kind: rule.incident_kind.clone(),
+                            priority: Some(rule.priority),
+                            location: camera.at,
+                            source: IncidentSource::CameraAlert,
+                            description,
+                        },
+                        now,
+                    )?;
+                    let islot = self.incident_slots[&inc];
+                    let inc = &mut self.incidents[islot];
+                    inc.camera_ids.push(camera.id.clone());
+                    inc.alert_ids.push(alert.id.clone());
+                    self.alert_incidents.insert(key, inc.id.clone());
+                    incident_created = true;
+                    islot
+                }
+            };
+            alert.incident_id = Some(self.incidents[islot].id.clone());
+            self.outbox.push(Event::Alert(alert.clone()));
+            self.outbox.push(Event::Incident(self.incidents[islot].clone()));
+        } else {
+            self.outbox.push(Event::Alert(alert.clone()));
+        }
+        Ok(AlertOutcome { alert, incident_created })
+    }
+
+    // ----- incidents -------------------------------------------------------
+
+    fn open_incident(&mut self, new: NewIncident, now: Millis) -> Result<String, Error> {
+        if new.kind.is_empty() || new.kind.len() > 64 {
+            return Err(Error::invalid("type", format!("{:?}", new.kind), "must be 1..=64 bytes"));
+        }
+        let priority = new.priority.unwrap_or(3);
+        if !(1..=5).contains(&priority) {
+            return Err(Error::invalid("priority", priority, "must be 1 (most urgent) ..= 5"));
+        }
+        let location = new.location.validated("location")?;
+        if new.description.len() > 4096 {
+            return Err(Error::invalid("description", format!("{} bytes", new.description.len()), "must be at most 4096 bytes"));
+        }
+        let id = format!("{}inc-{}", self.config.id_prefix, self.next_incident);
+        self.next_incident += 1;
+        let mut incident = Incident {
+            id: id.clone(),
+            kind: new.kind,
+            priority,
+            location,
+            source: new.source,
+            status: IncidentStatus::New,
+            description: new.description,
+            unit_ids: Vec::new(),
+            camera_ids: Vec::new(),
+            alert_ids: Vec::new(),
+            created: now,
+            updated: now,
+            audit: Vec::new(),
+        };
+        incident.record(now, "created", format!("{} p{} at ({:.6}, {:.6})", incident.kind, priority, location.lon, location.lat));
+        self.incident_slots.insert(id.clone(), self.incidents.len());
+        self.incidents.push(incident);
+        Ok(id)
+    }
+
+    pub fn create_incident(&mut self, new: NewIncident, now: Millis) -> Result<Incident, Error> {
+        let id = self.open_incident(new, now)?;
+        let incident = self.incidents[self.incident_slots[&id]].clone();
+        self.outbox.push(Event::Incident(incident.clone()));
+        Ok(incident)
+    }
+
+    pub fn incident(&self, id: &str) -> Result<&Incident, Error> {
+        validate_id("incident_id", id)?;
+        self.incident_slots
+            .get(id)
+            .map(|&s| &self.incidents[s])
+            .ok_or_else(|| Error::not_found("incident", id))
+    }
+
+    /// Incidents with one of `statuses` (empty: all but closed), newest first.
+    pub fn list_incidents(&self, statuses: &[IncidentStatus], limit: usize) -> Vec<Incident> {
+        self.incidents
+            .iter()
+            .rev()
+            .filter(|i| if statuses.is_empty() { i.status.is_open() } else { statuses.contains(&i.status) })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The k nearest suitable available units for an incident or a point.
+    pub fn recommend(&self, target: &Target, query: &UnitQuery, now: Millis) -> Result<Recommendation, Error> {
+        let point = match target {
+            Target::Incident(id) => self.incident(id)?.location,
+            Target::Point(p) => p.validated("point")?,
+        };
+        if query.k > crate::recommend::MAX_K {
+            return Err(Error::invalid("k", query.k, format!("must be at most {}", crate::recommend::MAX_K)));
+        }
+        if let Some(m) = query.max_distance_m
+            && (!m.is_finite() || m < 0.0)
+        {
+            return Err(Error::invalid("max_distance_m", m, "must be finite and >= 0"));
+        }
+        Ok(recommend_units(&self.units, point, query, now))
+    }
+
+    /// Assigns units to an incident, all or none. Each unit must be available
+    /// (not offline, busy, off duty or assigned elsewhere).
+    pub fn dispatch(&mut self, incident_id: &str, unit_ids: &[String], note: &str, now: Millis) -> Result<(Incident, Vec<Order>), Error> {
+        validate_id("incident_id", incident_id)?;
+        if unit_ids.is_empty() {
+            return Err(Error::invalid("unit_ids", "[]", "name at least one unit"));
+        }
+        let islot = *self
+            .incident_slots
+            .get(incident_id)
+            .ok_or_else(|| Error::not_found("incident", incident_id))?;
+        let status = self.incidents[islot].status;
+        if !status.accepts_units() {
+            return Err(Error::FailedPrecondition(format!(
+                "incident {incident_id} is {}: units can no longer be dispatched to it",
+                status.as_str()
+            )));
+        }
+        let mut slots = Vec::with_capacity(unit_ids.len());
+        for (i, id) in unit_ids.iter().enumerate() {
+            validate_id(&format!("unit_ids[{i}]"), id)?;
+            if unit_ids[..i].contains(id) {
+                return Err(Error::invalid(&format!("unit_ids[{i}]"), id, "is listed twice"));
+            }
+            let slot = self.units.slot(id)?;
+            let record = self.units.record(slot);
+            match self.units.effective_status(record, now) {
+                UnitStatus::Available => slots.push(slot),
+                UnitStatus::Offline => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "unit {id} is not available: offline (no recent fix)"
+                    )));
+                }
+                other => {
+                    let on = record.incident_id.as_deref().map(|i| format!(" on incident {i}")).unwrap_or_default();
+                    return Err(Error::FailedPrecondition(format!(
+                        "unit {id} is not available: {}{on}",
+                        other.as_str()
+                    )));
+                }
+            }
+        }
+        let mut orders = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let record = self.units.record_mut(slot);
+            record.status = UnitStatus::Assigned;
+            record.incident_id = Some(incident_id.to_string());
+            let unit_id = record.profile.id.clone();
+            let fix = record.fix;
+            let inc = &mut self.incidents[islot];
+            let order = Order {
+                id: format!("{}order-{}", self.config.id_prefix, self.next_order),
+                unit_id: unit_id.clone(),
+                incident_id: inc.id.clone(),
+                incident_kind: inc.kind.clone(),
+                priority: inc.priority,
+                location: inc.location,
+                description: inc.description.clone(),
+                issued: now,
+                distance_m: fix.map(|f| f.at.distance_m(&inc.location)),
+                note: note.to_string(),
+            };
+            self.next_order += 1;
+            self.units.record_mut(slot).order = Some(order.clone());
+            inc.unit_ids.push(unit_id.clone());
+            inc.record(now, "dispatched", format!("unit {unit_id} ({})", order.id));
+            if inc.status == IncidentStatus::New {
+                inc.status = IncidentStatus::Dispatched;
+            }
+            self.outbox.push(Event::Unit(self.units.view(slot, now)));
+            self.outbox.push(Event::Order(order.clone()));
+            orders.push(order);
+        }
+        let incident = self.incidents[islot].clone();
+        self.outbox.push(Event::Incident(incident.clone()));
+        Ok((incident, orders))
+    }
+
+    /// Moves an incident through its lifecycle. Closing frees its units.
+    pub fn update_incident(&mut self, id: &str, to: IncidentStatus, note: &str, now: Millis) -> Result<Incident, Error> {
+        validate_id("id", id)?;
+        let islot = *self.incident_slots.get(id).ok_or_else(|| Error::not_found("incident", id))?;
+        let from = self.incidents[islot].status;
+        if from == to {
+            return Ok(self.incidents[islot].clone());
+        }
+        if !from.can_become(to) {
+            return Err(Error::FailedPrecondition(format!(
+                "incident {id} cannot go from {} to {}",
+                from.as_str(),
+                to.as_str()
+            )));
+        }
+        if to == IncidentStatus::Closed {
+            for unit_id in self.incidents[islot].unit_ids.clone() {
+                if let Ok(slot) = self.units.slot(&unit_id) {
+                    self.unassign(slot, id, now, "unit_released", format!("unit {unit_id} released on close"));
+                    self.outbox.push(Event::Unit(self.units.view(slot, now)));
+                }
+            }
+        }
+        if !to.accepts_units() || to == IncidentStatus::Closed {
+            self.alert_incidents.retain(|_, iid| iid != id);
+        }
+        let inc = &mut self.incidents[islot];
+        inc.status = to;
+        let detail = if note.is_empty() { to.as_str().to_string() } else { format!("{}: {note}", to.as_str()) };
+        inc.record(now, "status", detail);
+        let incident = inc.clone();
+        self.outbox.push(Event::Incident(incident.clone()));
+        Ok(incident)
+    }
+
+    /// The unit's current order, if it is assigned (re-sent to a reconnecting
+    /// terminal).
+    pub fn current_order(&self, unit_id: &str) -> Result<Option<Order>, Error> {
+        validate_id("unit_id", unit_id)?;
+        let slot = self.units.slot(unit_id)?;
+        Ok(self.units.record(slot).order.clone())
+    }
+
+    /// Everything a new command-room client needs.
+    pub fn snapshot(&self, now: Millis) -> Snapshot {
+        Snapshot {
+            units: self.units.all(now),
+            cameras: self.cameras.clone(),
+            incidents: self.incidents.iter().filter(|i| i.status.is_open()).cloned().collect(),
+        }
+    }
+}
+
+impl Camera {
+    fn name_or_id(&self) -> &str {
+        if self.name.is_empty() { &self.id } else { &self.name }
+    }
+}

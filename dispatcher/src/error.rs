@@ -1,0 +1,64 @@
+//! The core's errors: each variant is something a caller can act on. The service
+//! edge maps them to gRPC codes in one place (`patrol_services::status`).
+
+/// Everything the dispatcher can refuse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong: names the field and the value.
+    #[error("invalid {field} = {value}: {reason}")]
+    Invalid {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    /// A referenced thing does not exist.
+    #[error("{entity} {id:?} not found")]
+    NotFound { entity: &'static str, id: String },
+    /// The request is well-formed but the current state does not allow it
+    /// (a busy unit, an illegal incident transition, ...).
+    #[error("{0}")]
+    FailedPrecondition(String),
+}
+
+impl Error {
+    pub fn invalid(field: &str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(entity: &'static str, id: &str) -> Self {
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// Longest accepted id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks a caller-chosen id: non-empty, at most `MAX_ID_LEN` bytes, no control
+/// characters.
+pub fn validate_id(field: &str, id: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::invalid(field, "\"\"", "must not be empty"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("{:?}...", &id[..id.floor_char_boundary(32)]),
+            format!("must be at most {MAX_ID_LEN} bytes"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("{id:?}"),
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}

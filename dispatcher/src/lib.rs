@@ -1,0 +1,35 @@
+//! The dispatch core of patrol: units, cameras, alerts, incidents and the policy
+//! that recommends and assigns units. Pure: no tokio, tonic, redis or clock. Time
+//! comes in as a `now` argument (Unix milliseconds), so every rule is tested
+//! without a socket or a sleep.
+//!
+//! # Layout
+//! - [`geometry`]: `LonLat` (x = longitude, y = latitude, degrees), great-circle
+//!   metres, the 3-D sphere vectors the R-tree indexes.
+//! - [`units`]: units, pings and [`UnitIndex`], the record table, id map and
+//!   R-tree that change together only through its methods.
+//! - [`recommend`]: the k nearest suitable available units, with exclusions.
+//! - [`incidents`]: incidents, their lifecycle state machine, orders.
+//! - [`cameras`]: the camera network.
+//! - [`core`]: [`Dispatcher`], the one door for every command, which leaves an
+//!   ordered [`Event`] for each change.
+//! - [`error`]: [`Error`], the refusals a caller can act on.
+
+pub mod cameras;
+pub mod core;
+pub mod error;
+pub mod geometry;
+pub mod incidents;
+pub mod recommend;
+pub mod units;
+
+/// Unix epoch milliseconds.
+pub type Millis = i64;
+
+pub use crate::cameras::Camera;
+pub use crate::core::{Alert, AlertOutcome, AlertPolicy, AlertRule, Dispatcher, DispatcherConfig, Event, NewAlert, Snapshot, Target};
+pub use crate::error::Error;
+pub use crate::geometry::{BoundingBox, LonLat};
+pub use crate::incidents::{AuditEntry, Incident, IncidentSource, IncidentStatus, NewIncident, Order};
+pub use crate::recommend::{ExcludedUnit, ExclusionReason, Recommendation, RecommendedUnit, UnitQuery};
+pub use crate::units::{Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind, UnitProfile, UnitStatus};

@@ -1,0 +1,189 @@
+//! Nearest suitable units: the ranking policy.
+//!
+//! Candidates come from the unit R-tree nearest-first (by indexed position, see
+//! `units`); ranking uses great-circle metres from each unit's latest fix. The
+//! walk stops when no unindexed drift could bring a further unit closer than the
+//! k-th pick, or past `max_distance_m`.
+
+use crate::Millis;
+use crate::geometry::{LonLat, chord_for_arc_m};
+use crate::units::{UnitIndex, UnitKind, UnitRecord, UnitStatus, Unit};
+
+/// At most this many excluded units are reported.
+pub const MAX_EXCLUSIONS: usize = 20;
+/// At most this many units are recommended.
+pub const MAX_K: usize = 100;
+/// Straight-line ETAs are stretched by this factor for street detours.
+pub const DETOUR_FACTOR: f64 = 1.3;
+
+/// What makes a unit suitable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitQuery {
+    /// How many units to return (1..=MAX_K).
+    pub k: usize,
+    /// Only these kinds (empty: any).
+    pub kinds: Vec<UnitKind>,
+    /// The unit must have all of these.
+    pub required_capabilities: Vec<String>,
+    /// Ignore units farther than this, metres.
+    pub max_distance_m: Option<f64>,
+}
+
+/// Why a nearby unit was not recommended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExclusionReason {
+    /// Already assigned to an incident (assigned, en route or on scene).
+    Assigned,
+    /// Busy or off duty.
+    NotAvailable,
+    /// No fix for longer than the offline age.
+    Offline,
+    WrongKind,
+    MissingCapability,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecommendedUnit {
+    pub unit: Unit,
+    /// Great-circle metres from the unit's last fix to the target.
+    pub distance_m: f64,
+    /// Straight-line estimate: distance x detour factor / planning speed.
+    pub eta_s: f64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExcludedUnit {
+    pub unit_id: String,
+    pub call_sign: String,
+    pub distance_m: f64,
+    pub reason: ExclusionReason,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub target: LonLat,
+    /// Nearest first.
+    pub units: Vec<RecommendedUnit>,
+    /// Units closer than the farthest pick (or within reach, when fewer than k
+    /// were found) that were left out, nearest first.
+    pub excluded: Vec<ExcludedUnit>,
+}
+
+/// Why `record` may not be recommended for `query`, if it may not.
+fn exclusion(index: &UnitIndex, record: &UnitRecord, query: &UnitQuery, now: Millis) -> Option<(ExclusionReason, String)> {
+    match index.effective_status(record, now) {
+        UnitStatus::Available => {}
+        UnitStatus::Offline => {
+            let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
+            return Some((ExclusionReason::Offline, format!("offline: last fix {age_s} s ago")));
+        }
+        status @ (UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene) => {
+            let incident = record.incident_id.as_deref().unwrap_or("?");
+            return Some((
+                ExclusionReason::Assigned,
+                format!("{} for incident {incident}", status.as_str()),
+            ));
+        }
+        status @ (UnitStatus::Busy | UnitStatus::OffDuty) => {
+            return Some((ExclusionReason::NotAvailable, status.as_str().to_string()));
+        }
+    }
+    if !query.kinds.is_empty() && !query.kinds.contains(&record.profile.kind) {
+        return Some((
+            ExclusionReason::WrongKind,
+            format!("kind {} not requested", record.profile.kind.as_str()),
+        ));
+    }
+    if let Some(missing) = query
+        .required_capabilities
+        .iter()
+        .find(|c| !record.profile.capabilities.contains(c))
+    {
+        return Some((ExclusionReason::MissingCapability, format!("lacks capability {missing:?}")));
+    }
+    None
+}
+
+/// The k nearest suitable units to `target`, by great-circle distance.
+pub fn recommend_units(index: &UnitIndex, target: LonLat, query: &UnitQuery, now: Millis) -> Recommendation {
+    let k = query.k.clamp(1, MAX_K);
+    let query_xyz = target.to_xyz();
+    let max_chord = query.max_distance_m.map(chord_for_arc_m);
+    // (true chord, slot), kept sorted, at most k long.
+    let mut picks: Vec<(f64, u32)> = Vec::with_capacity(k + 1);
+    let mut excluded: Vec<(f64, u32, ExclusionReason, String)> = Vec::new();
+    for (slot, lower, chord) in index.nearest_candidates(&query_xyz) {
+        if picks.len() == k && lower > picks[k - 1].0 {
+            break;
+        }
+        if max_chord.is_some_and(|m| lower > m) {
+            break;
+        }
+        if max_chord.is_some_and(|m| chord > m) {
+            continue;
+        }
+        let record = index.record(slot);
+        match exclusion(index, record, query, now) {
+            None => {
+                let at = picks.partition_point(|(c, s)| (*c, *s) < (chord, slot));
+                if at < k {
+                    picks.insert(at, (chord, slot));
+                    picks.truncate(k);
+                }
+            }
+            Some((reason, detail)) => {
+                let at = excluded.partition_point(|(c, ..)| *c < chord);
+                if at < MAX_EXCLUSIONS {
+                    excluded.insert(at, (chord, slot, reason, detail));
+                    excluded.truncate(MAX_EXCLUSIONS);
+                }
+            }
+        }
+    }
+    // Exclusions only matter when they were closer than a pick we made.
+    if picks.len() == k {
+        let farthest = picks[k - 1].0;
+        excluded.retain(|(c, ..)| *c < farthest);
+    }
+    let kind_rank = |kind: UnitKind, rank: usize| -> String {
+        let mut reason = format!("nearest available {} #{}", kind.as_str(), rank + 1);
+        if !query.required_capabilities.is_empty() {
+            reason.push_str(&format!(" with {}", query.required_capabilities.join(", ")));
+        }
+        reason
+    };
+    let units = picks
+        .iter()
+        .enumerate()
+        .map(|(rank, &(_, slot))| {
+            let unit = index.view(slot, now);
+            let fix = unit.fix.expect("indexed units have a fix");
+            let distance_m = fix.at.distance_m(&target);
+            let eta_s = distance_m * DETOUR_FACTOR / unit.profile.kind.planning_speed_mps();
+            let reason = format!(
+                "{}: {:.0} m, about {:.0} s at {} speed",
+                kind_rank(unit.profile.kind, rank),
+                distance_m,
+                eta_s,
+                unit.profile.kind.as_str()
+            );
+            RecommendedUnit { unit, distance_m, eta_s, reason }
+        })
+        .collect();
+    let excluded = excluded
+        .into_iter()
+        .map(|(_, slot, reason, detail)| {
+            let record = index.record(slot);
+            ExcludedUnit {
+                unit_id: record.profile.id.clone(),
+                call_sign: record.profile.call_sign.clone(),
+                distance_m: record.fix.map(|f| f.at.distance_m(&target)).unwrap_or(f64::NAN),
+                reason,
+                detail,
+            }
+        })
+        .collect();
+    Recommendation { target, units, excluded }
+}

@@ -1,0 +1,619 @@
+//! Units, pings and the unit index: a dense record table, an id map and an R-tree,
+//! changed together only through [`UnitIndex`]'s methods.
+//!
+//! **Index slack.** The R-tree holds each unit at the position it had when it was
+//! last *indexed*, not at its latest fix. A ping only touches the tree when the
+//! unit has drifted more than `slack_m` from its indexed position (a remove plus
+//! an insert); otherwise it just overwrites the fix in the record table. A patrol
+//! car pinging every second moves the tree once every few pings, a foot officer
+//! once a minute. Queries stay exact: a unit's true chord distance to a query is
+//! at least its indexed chord distance minus the slack (triangle inequality), so
+//! a nearest search walks the tree in indexed order and stops once that lower
+//! bound exceeds the k-th best true distance (see `recommend`).
+
+use std::collections::HashMap;
+
+use rstar::{AABB, PointDistance, RTree, RTreeObject};
+
+use crate::Millis;
+use crate::error::{Error, validate_id};
+use crate::incidents::Order;
+use crate::geometry::{BoundingBox, LonLat, chord_for_arc_m, chord_m};
+
+/// What a unit is: it decides who is suitable and how fast they get there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitKind {
+    Car,
+    Foot,
+    EBike,
+    Motorcycle,
+}
+
+impl UnitKind {
+    /// A planning speed in metres per second for straight-line ETAs in a city.
+    pub fn planning_speed_mps(self) -> f64 {
+        match self {
+            UnitKind::Car => 8.3,
+            UnitKind::Motorcycle => 9.7,
+            UnitKind::EBike => 5.0,
+            UnitKind::Foot => 1.5,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Car => "car",
+            UnitKind::Foot => "foot",
+            UnitKind::EBike => "e-bike",
+            UnitKind::Motorcycle => "motorcycle",
+        }
+    }
+}
+
+/// A unit's status. `Offline` is never stored: it is derived from the age of the
+/// last fix (see [`UnitIndex::effective_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitStatus {
+    Available,
+    Assigned,
+    EnRoute,
+    OnScene,
+    Busy,
+    OffDuty,
+    Offline,
+}
+
+impl UnitStatus {
+    pub const ALL: [UnitStatus; 7] = [
+        UnitStatus::Available,
+        UnitStatus::Assigned,
+        UnitStatus::EnRoute,
+        UnitStatus::OnScene,
+        UnitStatus::Busy,
+        UnitStatus::OffDuty,
+        UnitStatus::Offline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitStatus::Available => "available",
+            UnitStatus::Assigned => "assigned",
+            UnitStatus::EnRoute => "en_route",
+            UnitStatus::OnScene => "on_scene",
+            UnitStatus::Busy => "busy",
+            UnitStatus::OffDuty => "off_duty",
+            UnitStatus::Offline => "offline",
+        }
+    }
+}
+
+/// The latest accepted fix of a unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fix {
+    pub at: LonLat,
+    pub time: Millis,
+    pub speed_mps: Option<f32>,
+    pub heading_deg: Option<f32>,
+    pub accuracy_m: Option<f32>,
+}
+
+/// Who a unit is, as registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitProfile {
+    pub id: String,
+    pub call_sign: String,
+    pub kind: UnitKind,
+    pub capabilities: Vec<String>,
+}
+
+/// A unit as callers see it: profile, effective status, fix and assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    pub profile: UnitProfile,
+    pub status: UnitStatus,
+    pub fix: Option<Fix>,
+    pub incident_id: Option<String>,
+}
+
+/// One GPS fix as it arrives, borrowed from the wire message.
+#[derive(Debug, Clone, Copy)]
+pub struct Ping<'a> {
+    pub unit_id: &'a str,
+    pub time: Millis,
+    pub at: LonLat,
+    pub speed_mps: Option<f32>,
+    pub heading_deg: Option<f32>,
+    pub accuracy_m: Option<f32>,
+}
+
+/// What an accepted ping did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingOutcome {
+    /// The unit's fix is now this ping.
+    Moved,
+    /// Same fix time as the one held: a harmless repeat, nothing changed.
+    Duplicate,
+}
+
+/// Why a ping was refused. The unit keeps its previous fix.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PingRejection {
+    MissingUnitId,
+    UnknownUnit,
+    InvalidCoordinates { lon: f64, lat: f64 },
+    MissingFixTime { time: Millis },
+    FutureFixTime { time: Millis, now: Millis },
+    OutOfOrder { time: Millis, held: Millis },
+    InvalidMotion { field: &'static str, value: f32 },
+}
+
+impl PingRejection {
+    /// A human-readable reason naming the field and value.
+    pub fn message(&self, unit_id: &str) -> String {
+        match self {
+            PingRejection::MissingUnitId => "unit_id is empty".to_string(),
+            PingRejection::UnknownUnit => format!("unit_id {unit_id:?} is not registered"),
+            PingRejection::InvalidCoordinates { lon, lat } => format!(
+                "lon/lat ({lon}, {lat}) out of range: lon must be finite in -180..=180, lat in -90..=90"
+            ),
+            PingRejection::MissingFixTime { time } => {
+                format!("fix_time_unix_ms = {time}: must be a positive Unix time in milliseconds")
+            }
+            PingRejection::FutureFixTime { time, now } => format!(
+                "fix_time_unix_ms = {time} is {} ms in the future (server time {now})",
+                time - now
+            ),
+            PingRejection::OutOfOrder { time, held } => format!(
+                "fix_time_unix_ms = {time} is older than the fix already held ({held}); the unit was not moved back"
+            ),
+            PingRejection::InvalidMotion { field, value } => {
+                format!("{field} = {value} is not finite or out of range")
+            }
+        }
+    }
+}
+
+/// Settings for the unit index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitIndexConfig {
+    /// A unit whose last fix is older than this is offline (milliseconds).
+    pub offline_after_ms: Millis,
+    /// How far in the future a fix time may be (clock skew), milliseconds.
+    pub future_tolerance_ms: Millis,
+    /// How far a unit may drift from its indexed position before the R-tree is
+    /// updated, metres. 0 updates the tree on every move.
+    pub slack_m: f64,
+}
+
+impl Default for UnitIndexConfig {
+    fn default() -> Self {
+        Self {
+            offline_after_ms: 120_000,
+            future_tolerance_ms: 5_000,
+            slack_m: 25.0,
+        }
+    }
+}
+
+/// An R-tree entry: the unit's indexed position (3-D, metres) and its slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct IndexedPoint {
+    pub xyz: [f64; 3],
+    pub slot: u32,
+}
+
+impl RTreeObject for IndexedPoint {
+    type Envelope = AABB<[f64; 3]>;
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_point(self.xyz)
+    }
+}
+
+impl PointDistance for IndexedPoint {
+    fn distance_2(&self, point: &[f64; 3]) -> f64 {
+        let (dx, dy, dz) = (
+            self.xyz[0] - point[0],
+            self.xyz[1] - point[1],
+            self.xyz[2] - point[2],
+        );
+        dx * dx + dy * dy + dz * dz
+    }
+}
+
+/// Everything held per unit.
+#[derive(Debug, Clone)]
+pub(crate) struct UnitRecord {
+    pub profile: UnitProfile,
+    /// Stored status (never `Offline`).
+    pub status: UnitStatus,
+    pub incident_id: Option<String>,
+    /// The order that assigned the unit to `incident_id`.
+    pub order: Option<Order>,
+    pub fix: Option<Fix>,
+    /// Current fix as a 3-D vector (metres), kept to avoid recomputing it.
+    pub xyz: [f64; 3],
+    /// Where the R-tree holds this unit, if it is in the tree.
+    pub indexed: Option<[f64; 3]>,
+    /// Moved since the last `take_moved`.
+    pub moved: bool,
+    /// The stream was told this unit went offline.
+    pub offline_reported: bool,
+}
+
+/// The unit registry and its spatial index, kept in step through one door.
+#[derive(Debug)]
+pub struct UnitIndex {
+    config: UnitIndexConfig,
+    slack_chord_m: f64,
+    records: Vec<UnitRecord>,
+    by_id: HashMap<String, u32>,
+    tree: RTree<IndexedPoint>,
+    moved: Vec<u32>,
+}
+
+impl UnitIndex {
+    pub fn new(config: UnitIndexConfig) -> Self {
+        Self {
+            config,
+            slack_chord_m: chord_for_arc_m(config.slack_m.max(0.0)),
+            records: Vec::new(),
+            by_id: HashMap::new(),
+            tree: RTree::new(),
+            moved: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &UnitIndexConfig {
+        &self.config
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Units in the R-tree (those with a fix).
+    pub fn indexed_len(&self) -> usize {
+        self.tree.size()
+    }
+
+    /// Registers a unit or updates its profile. Returns the unit and whether it
+    /// is new.
+    pub fn register(&mut self, profile: UnitProfile, now: Millis) -> Result<(Unit, bool), Error> {
+        validate_id("id", &profile.id)?;
+        if profile.call_sign.len() > 64 {
+            return Err(Error::invalid(
+                "call_sign",
+                format!("{:?}", profile.call_sign),
+                "must be at most 64 bytes",
+            ));
+        }
+        for cap in &profile.capabilities {
+            validate_id("capabilities", cap)?;
+        }
+        let created = match self.by_id.get(&profile.id) {
+            Some(&slot) => {
+                self.records[slot as usize].profile = profile.clone();
+                false
+            }
+            None => {
+                let slot = u32::try_from(self.records.len())
+                    .map_err(|_| Error::FailedPrecondition("unit table is full".into()))?;
+                self.by_id.insert(profile.id.clone(), slot);
+                self.records.push(UnitRecord {
+                    profile: profile.clone(),
+                    status: UnitStatus::Available,
+                    incident_id: None,
+                    order: None,
+                    fix: None,
+                    xyz: [0.0; 3],
+                    indexed: None,
+                    moved: false,
+                    offline_reported: true,
+                });
+                true
+            }
+        };
+        let unit = self.get(&profile.id, now)?;
+        Ok((unit, created))
+    }
+
+    pub(crate) fn slot(&self, id: &str) -> Result<u32, Error> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::not_found("unit", id))
+    }
+
+    pub(crate) fn record(&self, slot: u32) -> &UnitRecord {
+        &self.records[slot as usize]
+    }
+
+    pub(crate) fn record_mut(&mut self, slot: u32) -> &mut UnitRecord {
+        &mut self.records[slot as usize]
+    }
+
+    /// Applies one ping. Validation never changes anything; an accepted ping
+    /// moves the unit and, past the slack, its R-tree entry.
+    pub fn apply_ping(&mut self, ping: &Ping<'_>, now: Millis) -> Result<PingOutcome, PingRejection> {
+        if ping.unit_id.is_empty() {
+            return Err(PingRejection::MissingUnitId);
+        }
+        if !ping.at.is_valid() {
+            return Err(PingRejection::InvalidCoordinates {
+                lon: ping.at.lon,
+                lat: ping.at.lat,
+            });
+        }
+        if ping.time <= 0 {
+            return Err(PingRejection::MissingFixTime { time: ping.time });
+        }
+        if ping.time > now.saturating_add(self.config.future_tolerance_ms) {
+            return Err(PingRejection::FutureFixTime {
+                time: ping.time,
+                now,
+            });
+        }
+        check_motion("speed_mps", ping.speed_mps, 0.0, 200.0)?;
+        check_motion("heading_deg", ping.heading_deg, 0.0, 360.0)?;
+        check_motion("accuracy_m", ping.accuracy_m, 0.0, 100_000.0)?;
+        let slot = *self
+            .by_id
+            .get(ping.unit_id)
+            .ok_or(PingRejection::UnknownUnit)?;
+        let record = &mut self.records[slot as usize];
+        if let Some(held) = record.fix {
+            if ping.time < held.time {
+                return Err(PingRejection::OutOfOrder {
+                    time: ping.time,
+                    held: held.time,
+                });
+            }
+            if ping.time == held.time {
+                return Ok(PingOutcome::Duplicate);
+            }
+        }
+        let xyz = ping.at.to_xyz();
+        record.fix = Some(Fix {
+            at: ping.at,
+            time: ping.time,
+            speed_mps: ping.speed_mps,
+            heading_deg: ping.heading_deg,
+            accuracy_m: ping.accuracy_m,
+        });
+        record.xyz = xyz;
+        if !record.moved {
+            record.moved = true;
+            self.moved.push(slot);
+        }
+        match record.indexed {
+            Some(old) if chord_m(&old, &xyz) <= self.slack_chord_m => {}
+            Some(old) => {
+                record.indexed = Some(xyz);
+                self.tree.remove(&IndexedPoint { xyz: old, slot });
+                self.tree.insert(IndexedPoint { xyz, slot });
+            }
+            None => {
+                record.indexed = Some(xyz);
+                self.tree.insert(IndexedPoint { xyz, slot });
+            }
+        }
+        Ok(PingOutcome::Moved)
+    }
+
+    /// Status as callers see it: stored status, or `Offline` when the last fix
+    /// is missing or older than `offline_after_ms` (off-duty units stay off duty).
+    pub(crate) fn effective_status(&self, record: &UnitRecord, now: Millis) -> UnitStatus {
+        if record.status == UnitStatus::OffDuty {
+            return UnitStatus::OffDuty;
+        }
+        match record.fix {
+            Some(fix) if now - fix.time <= self.config.offline_after_ms => record.status,
+            _ => UnitStatus::Offline,
+        }
+    }
+
+    pub(crate) fn view(&self, slot: u32, now: Millis) -> Unit {
+        let record = &self.records[slot as usize];
+        Unit {
+            profile: record.profile.clone(),
+            status: self.effective_status(record, now),
+            fix: record.fix,
+            incident_id: record.incident_id.clone(),
+        }
+    }
+
+    pub fn get(&self, id: &str, now: Millis) -> Result<Unit, Error> {
+        Ok(self.view(self.slot(id)?, now))
+    }
+
+    /// Units matching the filter, in registration order, starting at slot
+    /// `start`; returns them and the slot to continue from, if any.
+    pub fn list(&self, filter: &UnitFilter, start: usize, limit: usize, now: Millis) -> (Vec<Unit>, Option<usize>) {
+        let mut out = Vec::new();
+        for (slot, record) in self.records.iter().enumerate().skip(start) {
+            if out.len() == limit {
+                return (out, Some(slot));
+            }
+            let status = self.effective_status(record, now);
+            let keep = (filter.statuses.is_empty() || filter.statuses.contains(&status))
+                && (filter.kinds.is_empty() || filter.kinds.contains(&record.profile.kind))
+                && filter.bbox.is_none_or(|b| record.fix.is_some_and(|f| b.contains(&f.at)));
+            if keep {
+                out.push(self.view(slot as u32, now));
+            }
+        }
+        (out, None)
+    }
+
+    /// Every unit, as of `now`.
+    pub fn all(&self, now: Millis) -> Vec<Unit> {
+        (0..self.records.len() as u32).map(|s| self.view(s, now)).collect()
+    }
+
+    /// The latest fixes of units that moved since the previous call, in the
+    /// order they first moved.
+    pub fn take_moved(&mut self) -> Vec<(String, Fix)> {
+        let moved = std::mem::take(&mut self.moved);
+        moved
+            .into_iter()
+            .filter_map(|slot| {
+                let record = &mut self.records[slot as usize];
+                record.moved = false;
+                record.fix.map(|fix| (record.profile.id.clone(), fix))
+            })
+            .collect()
+    }
+
+    /// Units whose effective status changed between online and offline since
+    /// they were last reported; marks them reported.
+    pub fn take_liveness_changes(&mut self, now: Millis) -> Vec<u32> {
+        let mut changed = Vec::new();
+        for slot in 0..self.records.len() {
+            let offline = self.effective_status(&self.records[slot], now) == UnitStatus::Offline;
+            let record = &mut self.records[slot];
+            if offline != record.offline_reported {
+                record.offline_reported = offline;
+                changed.push(slot as u32);
+            }
+        }
+        changed
+    }
+
+    /// How many units are in each effective status.
+    pub fn count_by_status(&self, now: Millis) -> HashMap<UnitStatus, usize> {
+        let mut counts: HashMap<UnitStatus, usize> = UnitStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for record in &self.records {
+            *counts.entry(self.effective_status(record, now)).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Walks the R-tree nearest-first by *indexed* position, yielding the slot,
+    /// a lower bound on its true chord distance to `query_xyz` (metres) and its
+    /// true chord distance.
+    pub(crate) fn nearest_candidates<'a>(
+        &'a self,
+        query_xyz: &'a [f64; 3],
+    ) -> impl Iterator<Item = (u32, f64, f64)> + 'a {
+        self.tree
+            .nearest_neighbor_iter_with_distance_2(query_xyz)
+            .map(move |(point, indexed_d2)| {
+                let lower = indexed_d2.sqrt() - self.slack_chord_m;
+                let record = &self.records[point.slot as usize];
+                (point.slot, lower, chord_m(&record.xyz, query_xyz))
+            })
+    }
+}
+
+fn check_motion(field: &'static str, value: Option<f32>, min: f32, max: f32) -> Result<(), PingRejection> {
+    match value {
+        Some(v) if !v.is_finite() || v < min || v > max => {
+            Err(PingRejection::InvalidMotion { field, value: v })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Which units `list` returns. Empty sets mean any.
+#[derive(Debug, Clone, Default)]
+pub struct UnitFilter {
+    pub statuses: Vec<UnitStatus>,
+    pub kinds: Vec<UnitKind>,
+    pub bbox: Option<BoundingBox>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(id: &str, kind: UnitKind) -> UnitProfile {
+        UnitProfile {
+            id: id.into(),
+            call_sign: format!("CS-{id}"),
+            kind,
+            capabilities: vec![],
+        }
+    }
+
+    fn ping(id: &str, time: Millis, lon: f64, lat: f64) -> Ping<'_> {
+        Ping {
+            unit_id: id,
+            time,
+            at: LonLat::new(lon, lat),
+            speed_mps: None,
+            heading_deg: None,
+            accuracy_m: None,
+        }
+    }
+
+    #[test]
+    fn ping_rules() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        let now = 1_000_000;
+        idx.register(profile("u1", UnitKind::Car), now).unwrap();
+        assert_eq!(idx.apply_ping(&ping("u1", now - 10, 24.9, 60.1), now), Ok(PingOutcome::Moved));
+        // repeated ping is harmless
+        assert_eq!(idx.apply_ping(&ping("u1", now - 10, 24.9, 60.1), now), Ok(PingOutcome::Duplicate));
+        // older fix never moves the unit back
+        assert!(matches!(
+            idx.apply_ping(&ping("u1", now - 20, 25.0, 60.2), now),
+            Err(PingRejection::OutOfOrder { .. })
+        ));
+        assert_eq!(idx.get("u1", now).unwrap().fix.unwrap().at, LonLat::new(24.9, 60.1));
+        assert!(matches!(
+            idx.apply_ping(&ping("u1", now + 60_000, 24.9, 60.1), now),
+            Err(PingRejection::FutureFixTime { .. })
+        ));
+        assert!(matches!(
+            idx.apply_ping(&ping("u1", now, f64::NAN, 60.1), now),
+            Err(PingRejection::InvalidCoordinates { .. })
+        ));
+        assert!(matches!(
+            idx.apply_ping(&ping("u1", now, 24.0, 91.0), now),
+            Err(PingRejection::InvalidCoordinates { .. })
+        ));
+        assert_eq!(idx.apply_ping(&ping("nope", now, 24.0, 60.0), now), Err(PingRejection::UnknownUnit));
+        assert_eq!(idx.apply_ping(&ping("", now, 24.0, 60.0), now), Err(PingRejection::MissingUnitId));
+        let mut bad_speed = ping("u1", now, 24.0, 60.0);
+        bad_speed.speed_mps = Some(f32::INFINITY);
+        assert!(matches!(idx.apply_ping(&bad_speed, now), Err(PingRejection::InvalidMotion { field: "speed_mps", .. })));
+        // a small tolerance for clock skew is fine
+        assert_eq!(idx.apply_ping(&ping("u1", now + 2_000, 24.91, 60.1), now), Ok(PingOutcome::Moved));
+    }
+
+    #[test]
+    fn tree_follows_units_past_the_slack() {
+        let mut idx = UnitIndex::new(UnitIndexConfig { slack_m: 50.0, ..Default::default() });
+        let now = 10_000;
+        idx.register(profile("u1", UnitKind::Foot), now).unwrap();
+        let start = LonLat::new(24.94, 60.17);
+        idx.apply_ping(&ping("u1", 1, start.lon, start.lat), now).unwrap();
+        let first = idx.record(0).indexed.unwrap();
+        let near = start.destination(90.0, 30.0);
+        idx.apply_ping(&ping("u1", 2, near.lon, near.lat), now).unwrap();
+        assert_eq!(idx.record(0).indexed.unwrap(), first, "within slack: tree untouched");
+        let far = start.destination(90.0, 80.0);
+        idx.apply_ping(&ping("u1", 3, far.lon, far.lat), now).unwrap();
+        assert_eq!(idx.record(0).indexed.unwrap(), far.to_xyz());
+        assert_eq!(idx.indexed_len(), 1);
+        assert_eq!(idx.take_moved().len(), 1);
+        assert!(idx.take_moved().is_empty());
+    }
+
+    #[test]
+    fn offline_is_derived_from_fix_age() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        idx.register(profile("u1", UnitKind::Car), 0).unwrap();
+        assert_eq!(idx.get("u1", 0).unwrap().status, UnitStatus::Offline);
+        idx.apply_ping(&ping("u1", 1_000, 24.0, 60.0), 1_000).unwrap();
+        assert_eq!(idx.get("u1", 1_000).unwrap().status, UnitStatus::Available);
+        assert_eq!(idx.take_liveness_changes(1_000), vec![0]);
+        assert!(idx.take_liveness_changes(2_000).is_empty());
+        assert_eq!(idx.get("u1", 200_000).unwrap().status, UnitStatus::Offline);
+        assert_eq!(idx.take_liveness_changes(200_000), vec![0]);
+    }
+}
