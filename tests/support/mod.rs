@@ -1,1 +1,156 @@
+//! Shared helpers for the end-to-end tests: a real `patrold` node on
+//! `127.0.0.1:0` (bound before it is used, so no sleeps), real tonic clients.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use patrol_proto::v1 as pb;
+use patrol_services::{Config, RunningServer};
+use pb::camera_service_client::CameraServiceClient;
+use pb::command_room_client::CommandRoomClient;
+use pb::incident_service_client::IncidentServiceClient;
+use pb::unit_service_client::UnitServiceClient;
+use tonic::transport::Channel;
+
+/// A config for tests: ephemeral ports, a fast position interval.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.grpc = "127.0.0.1:0".parse().unwrap();
+    config.http = "127.0.0.1:0".parse().unwrap();
+    config.watch.position_interval_ms = 20;
+    config.shutdown_grace_ms = 2_000;
+    config
+}
+
+/// A running node plus connected clients.
+pub struct TestNode {
+    pub server: RunningServer,
+    pub units: UnitServiceClient<Channel>,
+    pub cameras: CameraServiceClient<Channel>,
+    pub incidents: IncidentServiceClient<Channel>,
+    pub room: CommandRoomClient<Channel>,
+    pub channel: Channel,
+}
+
+impl TestNode {
+    pub async fn start() -> Self {
+        Self::start_with(test_config()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let server = patrol_services::start(config).await.expect("server starts");
+        let channel = Channel::from_shared(server.grpc_url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects");
+        Self {
+            units: UnitServiceClient::new(channel.clone()),
+            cameras: CameraServiceClient::new(channel.clone()),
+            incidents: IncidentServiceClient::new(channel.clone()),
+            room: CommandRoomClient::new(channel.clone()),
+            channel,
+            server,
+        }
+    }
+
+    pub async fn register(&mut self, id: &str, kind: pb::UnitKind) -> pb::Unit {
+        self.units
+            .register_unit(pb::RegisterUnitRequest {
+                id: id.into(),
+                call_sign: format!("CS {id}"),
+                kind: kind as i32,
+                capabilities: vec![],
+            })
+            .await
+            .expect("register")
+            .into_inner()
+            .unit
+            .unwrap()
+    }
+
+    /// Sends the batches over one ReportPositions stream and returns the reply.
+    pub async fn report(
+        &mut self,
+        batches: Vec<Vec<pb::Ping>>,
+    ) -> Result<pb::ReportPositionsResponse, tonic::Status> {
+        let requests = batches
+            .into_iter()
+            .map(|pings| pb::ReportPositionsRequest { pings });
+        self.units
+            .report_positions(tokio_stream::iter(requests))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn create_incident(&mut self, lon: f64, lat: f64) -> pb::Incident {
+        self.incidents
+            .create_incident(pb::CreateIncidentRequest {
+                r#type: "theft".into(),
+                priority: 2,
+                location: Some(pb::LonLat { lon, lat }),
+                source: pb::IncidentSource::Call as i32,
+                description: "test".into(),
+            })
+            .await
+            .expect("create incident")
+            .into_inner()
+            .incident
+            .unwrap()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub fn ping(unit: &str, time: i64, lon: f64, lat: f64) -> pb::Ping {
+    pb::Ping {
+        unit_id: unit.into(),
+        fix_time_unix_ms: time,
+        lon,
+        lat,
+        speed_mps: Some(1.0),
+        heading_deg: Some(90.0),
+        accuracy_m: Some(5.0),
+    }
+}
+
+/// Next stream message, failing the test instead of hanging forever.
+pub async fn next_event(stream: &mut tonic::Streaming<pb::WatchEvent>) -> pb::WatchEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a watch event within 10 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+/// Reads the snapshot (chunks then end); returns the chunks merged and the end.
+pub async fn read_snapshot(
+    stream: &mut tonic::Streaming<pb::WatchEvent>,
+) -> (pb::SnapshotChunk, pb::SnapshotEnd) {
+    let mut merged = pb::SnapshotChunk::default();
+    loop {
+        match next_event(stream).await.kind.expect("kind") {
+            pb::watch_event::Kind::Snapshot(chunk) => {
+                merged.units.extend(chunk.units);
+                merged.cameras.extend(chunk.cameras);
+                merged.incidents.extend(chunk.incidents);
+            }
+            pb::watch_event::Kind::SnapshotEnd(end) => return (merged, end),
+            other => panic!("expected snapshot, got {other:?}"),
+        }
+    }
+}
+
+/// Haversine metres on the same sphere as the server (GRS80 mean radius).
+pub fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let r = 6_371_008.8_f64;
+    let (lat1, lat2) = (a.1.to_radians(), b.1.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.0 - a.0).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * r * h.sqrt().asin()
+}

@@ -1,1 +1,115 @@
-fn main(){}
+//! `patrold`: parse configuration (file < environment < flags), start the node,
+//! optionally run the demo city against it, stop on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use patrol_services::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "patrold",
+    version,
+    about = "Real-time patrol dispatch and command-room server"
+)]
+struct Args {
+    /// TOML configuration file (lowest precedence).
+    #[arg(long, env = "PATROL_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address [default 127.0.0.1:50051].
+    #[arg(long, env = "PATROL_GRPC")]
+    grpc: Option<SocketAddr>,
+    /// HTTP listen address for /metrics and /healthz [default 127.0.0.1:8080].
+    #[arg(long, env = "PATROL_HTTP")]
+    http: Option<SocketAddr>,
+    /// Run the demo city (simulated Helsinki) in this process.
+    #[arg(long, env = "PATROL_DEMO")]
+    demo: bool,
+    /// OpenStreetMap extract for the demo [default data/helsinki.osm.pbf].
+    #[arg(long, env = "PATROL_DEMO_MAP")]
+    demo_map: Option<PathBuf>,
+    /// This node's name (prefixes server-assigned ids).
+    #[arg(long, env = "PATROL_NODE_ID")]
+    node_id: Option<String>,
+    /// Position coalescing interval for the command-room stream, ms [default 250].
+    #[arg(long, env = "PATROL_POSITION_INTERVAL_MS")]
+    position_interval_ms: Option<u64>,
+    /// Log filter, e.g. "info" or "patrol_services=debug" [default info].
+    #[arg(long, env = "PATROL_LOG", default_value = "info")]
+    log: String,
+}
+
+impl Args {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(grpc) = self.grpc {
+            config.grpc = grpc;
+        }
+        if let Some(http) = self.http {
+            config.http = http;
+        }
+        if self.demo {
+            config.demo.enabled = true;
+        }
+        if let Some(map) = &self.demo_map {
+            config.demo.map = map.clone();
+        }
+        if let Some(node_id) = &self.node_id {
+            config.node_id = node_id.clone();
+        }
+        if let Some(ms) = self.position_interval_ms {
+            config.watch.position_interval_ms = ms;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = args.config()?;
+    let demo = config.demo.clone();
+    let server = patrol_services::start(config).await?;
+    let demo_task: Option<tokio::task::JoinHandle<()>> = None; // TEMP
+    let _ = &demo;
+    shutdown_signal().await;
+    server.shutdown().await?;
+    if let Some(task) = demo_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// SIGINT or SIGTERM, whichever comes first.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops patrold");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,246 @@
+//! One configuration struct, versioned, with defaults that run the demo.
+//! Layered: TOML file < environment (`PATROL_*`) < command-line flags; the
+//! binary does the layering (`bin/patrold.rs`), tests build a `Config` in code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The configuration format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Must be `CONFIG_VERSION`.
+    pub version: u32,
+    /// gRPC listen address.
+    pub grpc: SocketAddr,
+    /// HTTP listen address (`/metrics`, `/healthz`).
+    pub http: SocketAddr,
+    /// This node's name; prefixes server-assigned ids ("a:inc-1") when set.
+    pub node_id: String,
+    pub units: UnitsConfig,
+    pub watch: WatchConfig,
+    pub alerts: AlertsConfig,
+    pub demo: DemoConfig,
+    /// How long shutdown waits for streams and calls to finish, milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnitsConfig {
+    /// A unit with no fix for longer than this is offline, milliseconds.
+    pub offline_after_ms: i64,
+    /// Fix times may be this far in the future (clock skew), milliseconds.
+    pub future_tolerance_ms: i64,
+    /// Drift allowed before a unit's R-tree entry moves, metres.
+    pub index_slack_m: f64,
+    /// How often units are checked for going offline, milliseconds.
+    pub offline_sweep_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Positions are coalesced per unit and published once per interval, ms.
+    pub position_interval_ms: u64,
+    /// Events kept for resuming and slow readers; older ones force a resync.
+    pub history_events: usize,
+    /// At most this many positions per PositionBatch event.
+    pub max_positions_per_event: usize,
+    /// Messages buffered per subscriber before it waits for the client.
+    pub subscriber_buffer: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Alerts below this confidence never open an incident.
+    pub min_confidence: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Run the simulated Helsinki in-process.
+    pub enabled: bool,
+    /// OpenStreetMap extract the demo city is built from.
+    pub map: PathBuf,
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            grpc: "127.0.0.1:50051".parse().expect("literal address"),
+            http: "127.0.0.1:8080".parse().expect("literal address"),
+            node_id: String::new(),
+            units: UnitsConfig::default(),
+            watch: WatchConfig::default(),
+            alerts: AlertsConfig::default(),
+            demo: DemoConfig::default(),
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+impl Default for UnitsConfig {
+    fn default() -> Self {
+        Self {
+            offline_after_ms: 120_000,
+            future_tolerance_ms: 5_000,
+            index_slack_m: 25.0,
+            offline_sweep_ms: 1_000,
+        }
+    }
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            position_interval_ms: 250,
+            history_events: 100_000,
+            max_positions_per_event: 1_000,
+            subscriber_buffer: 256,
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            min_confidence: patrol_dispatcher::AlertPolicy::default().min_confidence,
+        }
+    }
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            map: PathBuf::from("data/helsinki.osm.pbf"),
+            seed: 7,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys and a wrong version are errors.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.version == CONFIG_VERSION,
+            "config version = {}: this build reads version {CONFIG_VERSION}",
+            self.version
+        );
+        anyhow::ensure!(
+            self.watch.position_interval_ms >= 1,
+            "watch.position_interval_ms must be >= 1"
+        );
+        anyhow::ensure!(
+            self.watch.history_events >= 16,
+            "watch.history_events must be >= 16"
+        );
+        anyhow::ensure!(
+            self.watch.max_positions_per_event >= 1,
+            "watch.max_positions_per_event must be >= 1"
+        );
+        anyhow::ensure!(
+            self.watch.subscriber_buffer >= 1,
+            "watch.subscriber_buffer must be >= 1"
+        );
+        anyhow::ensure!(
+            self.units.offline_after_ms > 0,
+            "units.offline_after_ms must be > 0"
+        );
+        anyhow::ensure!(
+            self.units.future_tolerance_ms >= 0,
+            "units.future_tolerance_ms must be >= 0"
+        );
+        anyhow::ensure!(
+            self.units.index_slack_m.is_finite() && self.units.index_slack_m >= 0.0,
+            "units.index_slack_m must be >= 0"
+        );
+        anyhow::ensure!(
+            self.units.offline_sweep_ms >= 1,
+            "units.offline_sweep_ms must be >= 1"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.alerts.min_confidence),
+            "alerts.min_confidence must be in 0..=1"
+        );
+        anyhow::ensure!(
+            self.node_id.len() <= 32 && !self.node_id.contains(char::is_whitespace),
+            "node_id must be at most 32 bytes without spaces"
+        );
+        Ok(())
+    }
+
+    pub fn position_interval(&self) -> Duration {
+        Duration::from_millis(self.watch.position_interval_ms)
+    }
+
+    /// The dispatcher core's settings.
+    pub fn dispatcher(&self) -> patrol_dispatcher::DispatcherConfig {
+        patrol_dispatcher::DispatcherConfig {
+            units: patrol_dispatcher::UnitIndexConfig {
+                offline_after_ms: self.units.offline_after_ms,
+                future_tolerance_ms: self.units.future_tolerance_ms,
+                slack_m: self.units.index_slack_m,
+            },
+            alerts: patrol_dispatcher::AlertPolicy {
+                min_confidence: self.alerts.min_confidence,
+                ..Default::default()
+            },
+            id_prefix: if self.node_id.is_empty() {
+                String::new()
+            } else {
+                format!("{}:", self.node_id)
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str(
+            "version = 1\ngrpc = \"127.0.0.1:1\"\n[watch]\nposition_interval_ms = 100\n",
+        )
+        .unwrap();
+        assert_eq!(c.grpc.port(), 1);
+        assert_eq!(c.watch.position_interval_ms, 100);
+        assert_eq!(
+            c.watch.history_events,
+            WatchConfig::default().history_events
+        );
+        assert!(toml::from_str::<Config>("grcp = \"127.0.0.1:1\"").is_err());
+        let wrong: Config = toml::from_str("version = 2").unwrap();
+        assert!(
+            wrong
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("version")
+        );
+        Config::default().validate().unwrap();
+    }
+}

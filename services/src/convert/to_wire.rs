@@ -1,0 +1,206 @@
+//! Domain → wire.
+
+use patrol_dispatcher as d;
+use patrol_proto::v1 as pb;
+
+pub fn lonlat(p: d::LonLat) -> pb::LonLat {
+    pb::LonLat {
+        lon: p.lon,
+        lat: p.lat,
+    }
+}
+
+pub fn unit_kind(k: d::UnitKind) -> pb::UnitKind {
+    match k {
+        d::UnitKind::Car => pb::UnitKind::Car,
+        d::UnitKind::Foot => pb::UnitKind::Foot,
+        d::UnitKind::EBike => pb::UnitKind::EBike,
+        d::UnitKind::Motorcycle => pb::UnitKind::Motorcycle,
+    }
+}
+
+pub fn unit_status(s: d::UnitStatus) -> pb::UnitStatus {
+    match s {
+        d::UnitStatus::Available => pb::UnitStatus::Available,
+        d::UnitStatus::Assigned => pb::UnitStatus::Assigned,
+        d::UnitStatus::EnRoute => pb::UnitStatus::EnRoute,
+        d::UnitStatus::OnScene => pb::UnitStatus::OnScene,
+        d::UnitStatus::Busy => pb::UnitStatus::Busy,
+        d::UnitStatus::OffDuty => pb::UnitStatus::OffDuty,
+        d::UnitStatus::Offline => pb::UnitStatus::Offline,
+    }
+}
+
+pub fn incident_status(s: d::IncidentStatus) -> pb::IncidentStatus {
+    match s {
+        d::IncidentStatus::New => pb::IncidentStatus::New,
+        d::IncidentStatus::Dispatched => pb::IncidentStatus::Dispatched,
+        d::IncidentStatus::OnScene => pb::IncidentStatus::OnScene,
+        d::IncidentStatus::Resolved => pb::IncidentStatus::Resolved,
+        d::IncidentStatus::Closed => pb::IncidentStatus::Closed,
+    }
+}
+
+pub fn fix(f: &d::Fix) -> pb::Fix {
+    pb::Fix {
+        lon: f.at.lon,
+        lat: f.at.lat,
+        fix_time_unix_ms: f.time,
+        speed_mps: f.speed_mps,
+        heading_deg: f.heading_deg,
+        accuracy_m: f.accuracy_m,
+    }
+}
+
+pub fn unit(u: &d::Unit) -> pb::Unit {
+    pb::Unit {
+        id: u.profile.id.clone(),
+        call_sign: u.profile.call_sign.clone(),
+        kind: unit_kind(u.profile.kind) as i32,
+        capabilities: u.profile.capabilities.clone(),
+        status: unit_status(u.status) as i32,
+        fix: u.fix.as_ref().map(fix),
+        incident_id: u.incident_id.clone().unwrap_or_default(),
+    }
+}
+
+pub fn camera(c: &d::Camera) -> pb::Camera {
+    pb::Camera {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        lon: c.at.lon,
+        lat: c.at.lat,
+        mount_height_m: c.mount_height_m,
+        heading_deg: c.heading_deg,
+        fov_deg: c.fov_deg,
+        range_m: c.range_m,
+        ptz: c.ptz,
+    }
+}
+
+pub fn alert(a: &d::Alert) -> pb::Alert {
+    pb::Alert {
+        id: a.id.clone(),
+        camera_id: a.camera_id.clone(),
+        time_unix_ms: a.time,
+        label: a.label.clone(),
+        confidence: a.confidence,
+        snapshot_uri: a.snapshot_uri.clone(),
+        incident_id: a.incident_id.clone().unwrap_or_default(),
+        location: Some(lonlat(a.location)),
+    }
+}
+
+pub fn incident(i: &d::Incident) -> pb::Incident {
+    pb::Incident {
+        id: i.id.clone(),
+        r#type: i.kind.clone(),
+        priority: i.priority,
+        location: Some(lonlat(i.location)),
+        source: match i.source {
+            d::IncidentSource::Call => pb::IncidentSource::Call,
+            d::IncidentSource::CameraAlert => pb::IncidentSource::CameraAlert,
+            d::IncidentSource::Operator => pb::IncidentSource::Operator,
+        } as i32,
+        status: incident_status(i.status) as i32,
+        description: i.description.clone(),
+        unit_ids: i.unit_ids.clone(),
+        camera_ids: i.camera_ids.clone(),
+        alert_ids: i.alert_ids.clone(),
+        created_unix_ms: i.created,
+        updated_unix_ms: i.updated,
+        audit: i
+            .audit
+            .iter()
+            .map(|a| pb::AuditEntry {
+                time_unix_ms: a.time,
+                action: a.action.to_string(),
+                detail: a.detail.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn order(o: &d::Order) -> pb::DispatchOrder {
+    pb::DispatchOrder {
+        order_id: o.id.clone(),
+        unit_id: o.unit_id.clone(),
+        incident_id: o.incident_id.clone(),
+        incident_type: o.incident_kind.clone(),
+        priority: o.priority,
+        location: Some(lonlat(o.location)),
+        description: o.description.clone(),
+        issued_unix_ms: o.issued,
+        distance_m: o.distance_m,
+        note: o.note.clone(),
+    }
+}
+
+pub fn recommendation(r: &d::Recommendation) -> pb::RecommendResponse {
+    pb::RecommendResponse {
+        target: Some(lonlat(r.target)),
+        units: r
+            .units
+            .iter()
+            .map(|u| pb::RecommendedUnit {
+                unit: Some(unit(&u.unit)),
+                distance_m: u.distance_m,
+                eta_s: u.eta_s,
+                reason: u.reason.clone(),
+            })
+            .collect(),
+        excluded: r
+            .excluded
+            .iter()
+            .map(|e| pb::ExcludedUnit {
+                unit_id: e.unit_id.clone(),
+                call_sign: e.call_sign.clone(),
+                distance_m: e.distance_m,
+                reason: match e.reason {
+                    d::ExclusionReason::Assigned => pb::ExclusionReason::Assigned,
+                    d::ExclusionReason::NotAvailable => pb::ExclusionReason::NotAvailable,
+                    d::ExclusionReason::Offline => pb::ExclusionReason::Offline,
+                    d::ExclusionReason::WrongKind => pb::ExclusionReason::WrongKind,
+                    d::ExclusionReason::MissingCapability => pb::ExclusionReason::MissingCapability,
+                } as i32,
+                detail: e.detail.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn ping_reject_reason(r: &d::PingRejection) -> pb::PingRejectReason {
+    match r {
+        d::PingRejection::MissingUnitId => pb::PingRejectReason::MissingUnitId,
+        d::PingRejection::UnknownUnit => pb::PingRejectReason::UnknownUnit,
+        d::PingRejection::InvalidCoordinates { .. } => pb::PingRejectReason::InvalidCoordinates,
+        d::PingRejection::MissingFixTime { .. } => pb::PingRejectReason::MissingFixTime,
+        d::PingRejection::FutureFixTime { .. } => pb::PingRejectReason::FutureFixTime,
+        d::PingRejection::OutOfOrder { .. } => pb::PingRejectReason::OutOfOrder,
+        d::PingRejection::InvalidMotion { .. } => pb::PingRejectReason::InvalidMotion,
+    }
+}
+
+/// The stream event for a domain event (`seq` and time are set by the log).
+pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
+    use pb::watch_event::Kind;
+    match e {
+        d::Event::Unit(u) => Kind::Unit(unit(u)),
+        d::Event::Camera(c) => Kind::Camera(camera(c)),
+        d::Event::Alert(a) => Kind::Alert(alert(a)),
+        d::Event::Incident(i) => Kind::Incident(incident(i)),
+        d::Event::Order(o) => Kind::Order(order(o)),
+    }
+}
+
+pub fn positions(moved: &[(String, d::Fix)]) -> pb::watch_event::Kind {
+    pb::watch_event::Kind::Positions(pb::PositionBatch {
+        positions: moved
+            .iter()
+            .map(|(id, f)| pb::UnitPosition {
+                unit_id: id.clone(),
+                fix: Some(fix(f)),
+            })
+            .collect(),
+    })
+}

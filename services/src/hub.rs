@@ -1,0 +1,317 @@
+//! The shared state of one node: the dispatcher core, the ordered event log
+//! that feeds the command room, and the routes to unit terminals.
+//!
+//! **Lock design.** One `Mutex` guards the core. Every change happens under it,
+//! and before it is released the change's events get their sequence numbers and
+//! are appended to the log ([`Hub::commit`]); so the log order is the order of
+//! changes, and a snapshot taken under the core lock is exactly "everything up
+//! to seq N". Ping batches take the lock once per batch, not once per ping, and
+//! only touch the R-tree past the index slack, so the critical section is a few
+//! hundred nanoseconds per ping. Positions are not logged per ping: a ticker
+//! drains the moved units once per `position_interval` into `PositionBatch`
+//! events (coalesced per unit). The log has its own `RwLock`, taken for writing
+//! only while the core lock is held (lock order: core, then log, then orders);
+//! subscribers read it without touching the core, each from its own cursor.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use patrol_dispatcher::{Dispatcher, Millis, Order};
+use patrol_proto::v1 as pb;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::convert::to_wire;
+use crate::telemetry as m;
+
+/// Wall-clock Unix milliseconds: the only clock the server reads.
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// The bounded history of stream events, each with its sequence number.
+#[derive(Debug)]
+pub struct EventLog {
+    events: VecDeque<Arc<pb::WatchEvent>>,
+    /// Seq of `events[0]` (or of the next event when empty).
+    first_seq: u64,
+    capacity: usize,
+}
+
+/// What a reader gets from the log.
+#[derive(Debug)]
+pub enum ReadResult {
+    /// Events from the cursor on (possibly none yet).
+    Events(Vec<Arc<pb::WatchEvent>>),
+    /// The cursor's events were dropped; `missed` of them.
+    Lagged { missed: u64 },
+}
+
+impl EventLog {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            events: VecDeque::with_capacity(capacity.min(1 << 16)),
+            first_seq: 1,
+            capacity,
+        }
+    }
+
+    /// Seq of the newest event, 0 when none was ever logged.
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + self.events.len() as u64 - 1
+    }
+
+    fn append(&mut self, time: Millis, kind: pb::watch_event::Kind) {
+        let seq = self.last_seq() + 1;
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+            self.first_seq += 1;
+        }
+        self.events.push_back(Arc::new(pb::WatchEvent {
+            seq,
+            time_unix_ms: time,
+            kind: Some(kind),
+        }));
+    }
+
+    /// Up to `max` events starting at seq `from`.
+    pub fn read_from(&self, from: u64, max: usize) -> ReadResult {
+        if from < self.first_seq {
+            return ReadResult::Lagged {
+                missed: self.first_seq - from,
+            };
+        }
+        let start = (from - self.first_seq) as usize;
+        ReadResult::Events(self.events.iter().skip(start).take(max).cloned().collect())
+    }
+
+    /// Whether a client that processed `seq` can resume from the history.
+    pub fn can_resume_after(&self, seq: u64) -> bool {
+        seq + 1 >= self.first_seq && seq <= self.last_seq()
+    }
+}
+
+/// A terminal's order stream: the newest `ReceiveOrders` call per unit.
+struct OrderRoute {
+    connection: u64,
+    tx: mpsc::Sender<Result<pb::DispatchOrder, tonic::Status>>,
+}
+
+/// Capacity of each terminal's order queue. When full the order is not lost: it
+/// stays the unit's current order and is re-sent when the terminal reconnects.
+pub const ORDER_QUEUE: usize = 32;
+
+/// One node's shared state. See the module docs for the lock design.
+pub struct Hub {
+    core: Mutex<Dispatcher>,
+    log: RwLock<EventLog>,
+    head: watch::Sender<u64>,
+    orders: Mutex<HashMap<String, OrderRoute>>,
+    next_connection: AtomicU64,
+    pub config: Config,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Hub {
+    pub fn new(config: Config) -> Arc<Self> {
+        Arc::new(Self {
+            core: Mutex::new(Dispatcher::new(config.dispatcher())),
+            log: RwLock::new(EventLog::new(config.watch.history_events)),
+            head: watch::Sender::new(0),
+            orders: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(1),
+            config,
+            shutdown: watch::Sender::new(false),
+        })
+    }
+
+    /// Locks the core. Callers that change it must call [`Hub::commit`] before
+    /// releasing the guard (the `with_core_mut` helper does).
+    pub fn core(&self) -> MutexGuard<'_, Dispatcher> {
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs a change on the core and logs its events in the same critical
+    /// section.
+    pub fn with_core_mut<T>(&self, f: impl FnOnce(&mut Dispatcher, Millis) -> T) -> T {
+        let mut core = self.core();
+        let out = f(&mut core, now_ms());
+        self.commit(&mut core);
+        out
+    }
+
+    /// Logs the events the core left since the last commit, in order, and
+    /// routes new orders to their terminals. Call with the core lock held.
+    pub fn commit(&self, core: &mut Dispatcher) {
+        if !core.has_events() {
+            return;
+        }
+        let now = now_ms();
+        let events = core.take_events();
+        let last = {
+            let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+            for event in &events {
+                log.append(now, to_wire::event_kind(event));
+            }
+            log.last_seq()
+        };
+        for event in &events {
+            if let patrol_dispatcher::Event::Order(order) = event {
+                self.deliver_order(order);
+            }
+        }
+        self.head.send_replace(last);
+    }
+
+    /// Publishes the positions of units that moved since the last flush, and
+    /// units that went offline or came back. Called by the position ticker.
+    pub fn flush_positions(&self) -> usize {
+        let mut core = self.core();
+        let moved = core.take_moved();
+        if moved.is_empty() {
+            return 0;
+        }
+        let now = now_ms();
+        let last = {
+            let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+            for chunk in moved.chunks(self.config.watch.max_positions_per_event) {
+                log.append(now, to_wire::positions(chunk));
+            }
+            log.last_seq()
+        };
+        self.head.send_replace(last);
+        moved.len()
+    }
+
+    /// Reads the log from `from` (see [`EventLog::read_from`]).
+    pub fn read_log(&self, from: u64, max: usize) -> ReadResult {
+        self.log
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .read_from(from, max)
+    }
+
+    pub fn can_resume_after(&self, seq: u64) -> bool {
+        self.log
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .can_resume_after(seq)
+    }
+
+    /// The newest seq, for waking subscribers.
+    pub fn head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// Snapshot of the core and the seq it reflects, taken atomically.
+    pub fn snapshot(&self) -> (patrol_dispatcher::Snapshot, u64) {
+        let core = self.core();
+        let seq = self
+            .log
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_seq();
+        (core.snapshot(now_ms()), seq)
+    }
+
+    fn deliver_order(&self, order: &Order) {
+        let routes = self.orders.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(route) = routes.get(&order.unit_id) else {
+            return;
+        };
+        match route.tx.try_send(Ok(to_wire::order(order))) {
+            Ok(()) => metrics::counter!(m::ORDERS_DELIVERED).increment(1),
+            Err(_) => {
+                metrics::counter!(m::ORDERS_QUEUE_FULL).increment(1);
+                tracing::warn!(unit = %order.unit_id, order = %order.id, "order queue full or closed; the order stays current for the next ReceiveOrders");
+            }
+        }
+    }
+
+    /// Opens a terminal's order route, replacing an older one for the unit,
+    /// and returns the unit's current order (if any) atomically with it, so no
+    /// order falls between the two.
+    pub fn open_orders(
+        &self,
+        unit_id: &str,
+        tx: mpsc::Sender<Result<pb::DispatchOrder, tonic::Status>>,
+    ) -> Result<(u64, Option<Order>), patrol_dispatcher::Error> {
+        let core = self.core();
+        let current = core.current_order(unit_id)?;
+        let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        self.orders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(unit_id.to_string(), OrderRoute { connection, tx });
+        Ok((connection, current))
+    }
+
+    /// Removes a terminal's route if it is still the one opened as `connection`.
+    pub fn close_orders(&self, unit_id: &str, connection: u64) {
+        let mut routes = self.orders.lock().unwrap_or_else(|p| p.into_inner());
+        if routes
+            .get(unit_id)
+            .is_some_and(|r| r.connection == connection)
+        {
+            routes.remove(unit_id);
+        }
+    }
+
+    /// Resolves when shutdown starts.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        // Dropping the routes ends every ReceiveOrders stream.
+        self.orders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// Waits until `rx` says shutdown has begun.
+pub async fn shutdown_started(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind() -> pb::watch_event::Kind {
+        pb::watch_event::Kind::Positions(pb::PositionBatch::default())
+    }
+
+    #[test]
+    fn log_keeps_a_bounded_history_and_reports_lag() {
+        let mut log = EventLog::new(16);
+        assert_eq!(log.last_seq(), 0);
+        assert!(log.can_resume_after(0));
+        for _ in 0..20 {
+            log.append(1, kind());
+        }
+        assert_eq!(log.last_seq(), 20);
+        match log.read_from(1, 100) {
+            ReadResult::Lagged { missed } => assert_eq!(missed, 4),
+            other => panic!("{other:?}"),
+        }
+        match log.read_from(18, 100) {
+            ReadResult::Events(e) => {
+                assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), [18, 19, 20])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(log.can_resume_after(4));
+        assert!(!log.can_resume_after(3));
+        assert!(!log.can_resume_after(21));
+    }
+}

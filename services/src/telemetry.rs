@@ -1,0 +1,106 @@
+//! Metrics (Prometheus text on the HTTP port's `/metrics`) and the HTTP server.
+//!
+//! Names are constants here so every part records the same series.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+pub const PINGS_ACCEPTED: &str = "patrol_pings_accepted_total";
+pub const PINGS_DUPLICATE: &str = "patrol_pings_duplicate_total";
+pub const PINGS_REJECTED: &str = "patrol_pings_rejected_total";
+pub const UNITS: &str = "patrol_units";
+pub const WATCH_SUBSCRIBERS: &str = "patrol_watch_subscribers";
+pub const WATCH_LAG: &str = "patrol_watch_lag_events";
+pub const WATCH_RESYNCS: &str = "patrol_watch_resyncs_total";
+pub const POSITIONS_PUBLISHED: &str = "patrol_positions_published_total";
+pub const RECOMMEND_SECONDS: &str = "patrol_recommend_seconds";
+pub const DISPATCH_SECONDS: &str = "patrol_dispatch_seconds";
+pub const ORDERS_DELIVERED: &str = "patrol_orders_delivered_total";
+pub const ORDERS_QUEUE_FULL: &str = "patrol_orders_queue_full_total";
+pub const ALERTS: &str = "patrol_alerts_total";
+
+/// The process-wide Prometheus recorder (installed once, shared by every server
+/// in the process, e.g. several in one test binary).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let latency = [
+            0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+            0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        let lag = [
+            0.0, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(WATCH_LAG.into()), &lag))
+            .expect("bucket lists are non-empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!(
+                "a metrics recorder was already installed; /metrics shows only this one's series"
+            );
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(PINGS_ACCEPTED, "pings that moved their unit");
+    describe_counter!(PINGS_DUPLICATE, "pings repeating the fix already held");
+    describe_counter!(PINGS_REJECTED, "pings refused, by reason");
+    describe_gauge!(UNITS, "units by effective status");
+    describe_gauge!(WATCH_SUBSCRIBERS, "open command-room streams");
+    describe_histogram!(
+        WATCH_LAG,
+        "events between the log head and a subscriber's cursor when it reads"
+    );
+    describe_counter!(
+        WATCH_RESYNCS,
+        "subscribers that fell behind the history and were resynced"
+    );
+    describe_counter!(
+        POSITIONS_PUBLISHED,
+        "coalesced unit positions published to the stream"
+    );
+    describe_histogram!(RECOMMEND_SECONDS, Unit::Seconds, "Recommend handling time");
+    describe_histogram!(DISPATCH_SECONDS, Unit::Seconds, "Dispatch handling time");
+    describe_counter!(ORDERS_DELIVERED, "orders pushed to a connected terminal");
+    describe_counter!(
+        ORDERS_QUEUE_FULL,
+        "orders not pushed because the terminal's queue was full"
+    );
+    describe_counter!(
+        ALERTS,
+        "camera alerts, by whether they opened, joined or raised no incident"
+    );
+}
+
+/// Serves `/metrics` and `/healthz` until `shutdown` resolves.
+pub async fn serve_http(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = prometheus();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { handle.render() }))
+        .route("/healthz", get(|| async { "ok\n" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The address a listener is bound to, for logs.
+pub fn local(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|e| e.to_string(), |a: SocketAddr| a.to_string())
+}
