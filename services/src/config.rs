@@ -243,4 +243,10 @@ mod tests {
         );
         Config::default().validate().unwrap();
     }
+
+    #[test]
+    fn the_example_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/patrold.toml");
+        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+    }
 }
