@@ -1,6 +1,10 @@
 //! Compiles `patrol/v1/patrol.proto` with protox (pure Rust, no system protoc) and
 //! generates prost messages and tonic client/server stubs. The encoded descriptor
 //! set is written beside them for gRPC server reflection.
+//!
+//! A second pass generates one more server stub for `CommandRoom` whose stream
+//! item is `EncodedWatchEvent` (bytes encoded once, shared by every subscriber)
+//! instead of `WatchEvent`. On the wire the two are identical.
 
 use prost::Message;
 
@@ -13,6 +17,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(fds)?;
+        .compile_fds(fds.clone())?;
+
+    let mut command_room_only = fds;
+    for file in &mut command_room_only.file {
+        file.service.retain(|s| s.name() == "CommandRoom");
+    }
+    let shared_dir = out_dir.join("shared");
+    std::fs::create_dir_all(&shared_dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .extern_path(".patrol.v1", "crate::v1")
+        .extern_path(".patrol.v1.WatchEvent", "crate::shared::EncodedWatchEvent")
+        .out_dir(&shared_dir)
+        .compile_fds(command_room_only)?;
     Ok(())
 }

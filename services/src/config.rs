@@ -51,6 +51,8 @@ pub struct WatchConfig {
     pub position_interval_ms: u64,
     /// Events kept for resuming and slow readers; older ones force a resync.
     pub history_events: usize,
+    /// The same history bounded by encoded size, bytes.
+    pub history_bytes: usize,
     /// At most this many positions per PositionBatch event.
     pub max_positions_per_event: usize,
     /// Messages buffered per subscriber before it waits for the client.
@@ -106,6 +108,7 @@ impl Default for WatchConfig {
         Self {
             position_interval_ms: 250,
             history_events: 100_000,
+            history_bytes: 128 << 20,
             max_positions_per_event: 1_000,
             subscriber_buffer: 256,
         }
@@ -155,6 +158,10 @@ impl Config {
         anyhow::ensure!(
             self.watch.history_events >= 16,
             "watch.history_events must be >= 16"
+        );
+        anyhow::ensure!(
+            self.watch.history_bytes >= 1 << 16,
+            "watch.history_bytes must be >= 65536"
         );
         anyhow::ensure!(
             self.watch.max_positions_per_event >= 1,

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use patrol_dispatcher::{Dispatcher, Millis, Order};
+use patrol_proto::shared::EncodedWatchEvent;
 use patrol_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
 
@@ -33,30 +34,42 @@ pub fn now_ms() -> Millis {
         .map_or(0, |d| d.as_millis() as Millis)
 }
 
-/// The bounded history of stream events, each with its sequence number.
+/// One logged stream event, encoded once and shared by every subscriber.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    pub encoded: EncodedWatchEvent,
+}
+
+/// The bounded history of stream events, each with its sequence number. Bounded
+/// by count and by encoded bytes, whichever is reached first.
 #[derive(Debug)]
 pub struct EventLog {
-    events: VecDeque<Arc<pb::WatchEvent>>,
+    events: VecDeque<LoggedEvent>,
     /// Seq of `events[0]` (or of the next event when empty).
     first_seq: u64,
-    capacity: usize,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
 }
 
 /// What a reader gets from the log.
 #[derive(Debug)]
 pub enum ReadResult {
     /// Events from the cursor on (possibly none yet).
-    Events(Vec<Arc<pb::WatchEvent>>),
+    Events(Vec<LoggedEvent>),
     /// The cursor's events were dropped; `missed` of them.
     Lagged { missed: u64 },
 }
 
 impl EventLog {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(max_events: usize, max_bytes: usize) -> Self {
         Self {
-            events: VecDeque::with_capacity(capacity.min(1 << 16)),
+            events: VecDeque::with_capacity(max_events.min(1 << 16)),
             first_seq: 1,
-            capacity,
+            bytes: 0,
+            max_events,
+            max_bytes,
         }
     }
 
@@ -67,15 +80,21 @@ impl EventLog {
 
     fn append(&mut self, time: Millis, kind: pb::watch_event::Kind) {
         let seq = self.last_seq() + 1;
-        if self.events.len() == self.capacity {
-            self.events.pop_front();
-            self.first_seq += 1;
-        }
-        self.events.push_back(Arc::new(pb::WatchEvent {
+        let encoded = EncodedWatchEvent::encode(&pb::WatchEvent {
             seq,
             time_unix_ms: time,
             kind: Some(kind),
-        }));
+        });
+        self.bytes += encoded.0.len();
+        self.events.push_back(LoggedEvent { seq, encoded });
+        while self.events.len() > 1
+            && (self.events.len() > self.max_events || self.bytes > self.max_bytes)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes -= old.encoded.0.len();
+                self.first_seq += 1;
+            }
+        }
     }
 
     /// Up to `max` events starting at seq `from`.
@@ -120,7 +139,10 @@ impl Hub {
     pub fn new(config: Config) -> Arc<Self> {
         Arc::new(Self {
             core: Mutex::new(Dispatcher::new(config.dispatcher())),
-            log: RwLock::new(EventLog::new(config.watch.history_events)),
+            log: RwLock::new(EventLog::new(
+                config.watch.history_events,
+                config.watch.history_bytes,
+            )),
             head: watch::Sender::new(0),
             orders: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
@@ -293,7 +315,7 @@ mod tests {
 
     #[test]
     fn log_keeps_a_bounded_history_and_reports_lag() {
-        let mut log = EventLog::new(16);
+        let mut log = EventLog::new(16, usize::MAX);
         assert_eq!(log.last_seq(), 0);
         assert!(log.can_resume_after(0));
         for _ in 0..20 {
@@ -313,5 +335,20 @@ mod tests {
         assert!(log.can_resume_after(4));
         assert!(!log.can_resume_after(3));
         assert!(!log.can_resume_after(21));
+    }
+
+    #[test]
+    fn log_is_bounded_by_bytes_too() {
+        let mut log = EventLog::new(1000, 100);
+        for _ in 0..50 {
+            log.append(1, kind());
+        }
+        assert_eq!(log.last_seq(), 50);
+        assert!(log.bytes <= 100);
+        assert!(matches!(log.read_from(1, 10), ReadResult::Lagged { .. }));
+        match log.read_from(50, 10) {
+            ReadResult::Events(e) => assert_eq!(e.len(), 1),
+            other => panic!("{other:?}"),
+        }
     }
 }

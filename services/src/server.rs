@@ -133,9 +133,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .add_service(pb::incident_service_server::IncidentServiceServer::new(
             IncidentApi::new(hub.clone()),
         ))
-        .add_service(pb::command_room_server::CommandRoomServer::new(
-            CommandRoomApi::new(hub.clone()),
-        ));
+        .add_service(
+            patrol_proto::shared::command_room_server::CommandRoomServer::new(CommandRoomApi::new(
+                hub.clone(),
+            )),
+        );
     let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let grpc = tokio::spawn(
         router.serve_with_incoming_shutdown(incoming, shutdown_started(hub.shutdown_signal())),

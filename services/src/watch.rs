@@ -10,8 +10,10 @@
 use std::sync::Arc;
 
 use patrol_dispatcher::BoundingBox;
+use patrol_proto::shared::EncodedWatchEvent;
 use patrol_proto::v1 as pb;
 use pb::watch_event::Kind;
+use prost::Message;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -24,7 +26,7 @@ const READ_BATCH: usize = 256;
 /// Units, cameras or incidents per snapshot chunk.
 const SNAPSHOT_CHUNK: usize = 500;
 
-type Tx = mpsc::Sender<Result<pb::WatchEvent, Status>>;
+type Tx = mpsc::Sender<Result<EncodedWatchEvent, Status>>;
 
 /// The client went away or the server is stopping.
 struct Closed;
@@ -80,9 +82,14 @@ impl Subscriber {
                     metrics::histogram!(m::WATCH_LAG).record(lag as f64);
                     for event in events {
                         cursor = event.seq + 1;
-                        if let Some(event) = self.filtered(&event) {
-                            self.send(event).await?;
-                        }
+                        let event = match &self.bbox {
+                            None => event.encoded,
+                            Some(bbox) => match filtered(bbox, &event.encoded) {
+                                Some(event) => EncodedWatchEvent::encode(&event),
+                                None => continue,
+                            },
+                        };
+                        self.tx.send(Ok(event)).await.map_err(|_| Closed)?;
                     }
                 }
             }
@@ -90,7 +97,10 @@ impl Subscriber {
     }
 
     async fn send(&self, event: pb::WatchEvent) -> Result<(), Closed> {
-        self.tx.send(Ok(event)).await.map_err(|_| Closed)
+        self.tx
+            .send(Ok(EncodedWatchEvent::encode(&event)))
+            .await
+            .map_err(|_| Closed)
     }
 
     async fn resync(&self, reason: pb::ResyncReason, missed: u64) -> Result<(), Closed> {
@@ -173,43 +183,35 @@ impl Subscriber {
         .await?;
         Ok(seq)
     }
+}
 
-    /// The event as this subscriber should see it, or `None` when it lies
-    /// outside the subscriber's box.
-    fn filtered(&self, event: &pb::WatchEvent) -> Option<pb::WatchEvent> {
-        let Some(bbox) = &self.bbox else {
-            return Some(event.clone());
-        };
-        let inside = |p: Option<&pb::LonLat>| {
-            p.is_some_and(|p| bbox.contains(&patrol_dispatcher::LonLat::new(p.lon, p.lat)))
-        };
-        let fix_inside = |f: Option<&pb::Fix>| {
-            f.is_some_and(|f| bbox.contains(&patrol_dispatcher::LonLat::new(f.lon, f.lat)))
-        };
-        let keep = match event.kind.as_ref()? {
-            Kind::Positions(batch) => {
-                let positions: Vec<_> = batch
-                    .positions
-                    .iter()
-                    .filter(|p| fix_inside(p.fix.as_ref()))
-                    .cloned()
-                    .collect();
-                if positions.is_empty() {
-                    return None;
-                }
-                return Some(pb::WatchEvent {
-                    seq: event.seq,
-                    time_unix_ms: event.time_unix_ms,
-                    kind: Some(Kind::Positions(pb::PositionBatch { positions })),
-                });
+/// The event as a subscriber with `bbox` should see it, or `None` when it lies
+/// outside the box (positions are filtered one by one).
+fn filtered(bbox: &BoundingBox, encoded: &EncodedWatchEvent) -> Option<pb::WatchEvent> {
+    let event = pb::WatchEvent::decode(encoded.0.clone()).ok()?;
+    let inside = |lon: f64, lat: f64| bbox.contains(&patrol_dispatcher::LonLat::new(lon, lat));
+    let keep = match event.kind.as_ref()? {
+        Kind::Positions(batch) => {
+            let positions: Vec<_> = batch
+                .positions
+                .iter()
+                .filter(|p| p.fix.as_ref().is_some_and(|f| inside(f.lon, f.lat)))
+                .cloned()
+                .collect();
+            if positions.is_empty() {
+                return None;
             }
-            Kind::Unit(u) => fix_inside(u.fix.as_ref()),
-            Kind::Camera(c) => bbox.contains(&patrol_dispatcher::LonLat::new(c.lon, c.lat)),
-            Kind::Alert(a) => inside(a.location.as_ref()),
-            Kind::Incident(i) => inside(i.location.as_ref()),
-            Kind::Order(o) => inside(o.location.as_ref()),
-            Kind::Snapshot(_) | Kind::SnapshotEnd(_) | Kind::Resync(_) => true,
-        };
-        keep.then(|| event.clone())
-    }
+            return Some(pb::WatchEvent {
+                kind: Some(Kind::Positions(pb::PositionBatch { positions })),
+                ..event
+            });
+        }
+        Kind::Unit(u) => u.fix.as_ref().is_some_and(|f| inside(f.lon, f.lat)),
+        Kind::Camera(c) => inside(c.lon, c.lat),
+        Kind::Alert(a) => a.location.as_ref().is_some_and(|p| inside(p.lon, p.lat)),
+        Kind::Incident(i) => i.location.as_ref().is_some_and(|p| inside(p.lon, p.lat)),
+        Kind::Order(o) => o.location.as_ref().is_some_and(|p| inside(p.lon, p.lat)),
+        Kind::Snapshot(_) | Kind::SnapshotEnd(_) | Kind::Resync(_) => true,
+    };
+    keep.then_some(event)
 }

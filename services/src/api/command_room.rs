@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
+use patrol_proto::shared::EncodedWatchEvent;
+use patrol_proto::shared::command_room_server::CommandRoom;
 use patrol_proto::v1 as pb;
-use pb::command_room_server::CommandRoom;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -22,7 +23,7 @@ impl CommandRoomApi {
 
 #[tonic::async_trait]
 impl CommandRoom for CommandRoomApi {
-    type WatchStream = ReceiverStream<Result<pb::WatchEvent, Status>>;
+    type WatchStream = ReceiverStream<Result<EncodedWatchEvent, Status>>;
 
     async fn watch(
         &self,
