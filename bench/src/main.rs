@@ -1,1 +1,193 @@
-fn main(){}
+//! `patrol-bench`: parses the command line, runs the benchmark, prints the
+//! table (stdout, or stderr with `--json`) and the JSON object (stdout).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use patrol_bench::run::{Options, Phases, run};
+use patrol_bench::server::{ServerSource, default_patrold};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    Ingest,
+    Freshness,
+    Recommend,
+    Dispatch,
+    Redis,
+}
+
+/// Benchmarks patrold through its gRPC API against Redis GEO on the same
+/// machine, in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "patrol-bench", version)]
+struct Args {
+    /// A reduced run (10k units, short phases) that finishes in under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object (metric -> {value, unit}) on stdout; the table
+    /// goes to stderr.
+    #[arg(long)]
+    json: bool,
+    /// Use a running patrold at this URL (e.g. http://127.0.0.1:50051)
+    /// instead of spawning one. A fresh server per unit count gives cleaner
+    /// memory figures.
+    #[arg(long)]
+    server: Option<String>,
+    /// The pid of the server given with --server, to read its CPU and memory.
+    #[arg(long, requires = "server")]
+    server_pid: Option<u32>,
+    /// The patrold binary to spawn (default: next to this executable).
+    #[arg(long, conflicts_with = "server")]
+    patrold: Option<PathBuf>,
+    /// A config file for the spawned patrold (default: one the bench writes,
+    /// setting the coalescing interval and a long offline age).
+    #[arg(long, conflicts_with = "server")]
+    patrold_config: Option<PathBuf>,
+    /// Skip everything that needs patrold: only the core's nearest query and
+    /// the Redis side run.
+    #[arg(long, conflicts_with_all = ["server", "patrold"])]
+    no_patrold: bool,
+    /// The redis-server binary.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
+    /// Registered unit counts (default 10000,100000,1000000; quick: 10000).
+    #[arg(long, value_delimiter = ',')]
+    units: Option<Vec<usize>>,
+    /// Unit counts for the core's nearest query (default: the --units, plus
+    /// 100000 in quick mode).
+    #[arg(long, value_delimiter = ',')]
+    core_units: Option<Vec<usize>>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Concurrent ingest streams (and Redis connections).
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Pings per batch (and GEOADDs per pipeline).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Phases to run.
+    #[arg(long, value_delimiter = ',', default_values = ["ingest", "freshness", "recommend", "dispatch", "redis"])]
+    phases: Vec<Phase>,
+    /// Seconds per timed phase (default 10; quick: 2).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// The server's Watch coalescing interval, ms (written to the spawned
+    /// server's config).
+    #[arg(long, default_value_t = 250)]
+    interval_ms: u64,
+    /// Unit count for freshness and dispatch (default 100000; quick: 10000);
+    /// the nearest of --units is used.
+    #[arg(long)]
+    freshness_units: Option<usize>,
+    /// Ingest rate during freshness, pings/s.
+    #[arg(long, default_value_t = 100_000.0)]
+    freshness_rate: f64,
+    /// Watch subscriber counts for freshness.
+    #[arg(long, value_delimiter = ',', default_values = ["1", "100"])]
+    subscribers: Vec<usize>,
+    /// Recommend query points per pass (default 5000; quick: 2000).
+    #[arg(long)]
+    queries: Option<usize>,
+    /// Recommend requests in flight for the throughput figure.
+    #[arg(long, default_value_t = 32)]
+    recommend_tasks: usize,
+    /// Dispatch round trips (default 500; quick: 100).
+    #[arg(long)]
+    dispatch_rounds: Option<usize>,
+}
+
+fn options(args: &Args) -> Result<Options> {
+    let q = args.quick;
+    let units = args.units.clone().unwrap_or_else(|| {
+        if q {
+            vec![10_000]
+        } else {
+            vec![10_000, 100_000, 1_000_000]
+        }
+    });
+    let core_units = args.core_units.clone().unwrap_or_else(|| {
+        let mut c = units.clone();
+        if q && !c.contains(&100_000) {
+            c.push(100_000);
+        }
+        c
+    });
+    let has = |p| args.phases.contains(&p);
+    let phases = Phases {
+        ingest: has(Phase::Ingest),
+        freshness: has(Phase::Freshness),
+        recommend: has(Phase::Recommend),
+        dispatch: has(Phase::Dispatch),
+        redis: has(Phase::Redis),
+    };
+    let needs_patrold = !args.no_patrold
+        && (phases.ingest || phases.recommend || phases.freshness || phases.dispatch);
+    let server = match &args.server {
+        Some(url) => ServerSource::Connect {
+            url: url.clone(),
+            pid: args.server_pid,
+        },
+        None => ServerSource::Spawn {
+            patrold: match &args.patrold {
+                Some(p) => p.clone(),
+                None if needs_patrold => default_patrold()?,
+                None => PathBuf::from("patrold"),
+            },
+            config: args.patrold_config.clone(),
+        },
+    };
+    let workdir = std::env::temp_dir().join(format!("patrol-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir)?;
+    Ok(Options {
+        quick: q,
+        units,
+        core_units,
+        seed: args.seed,
+        clients: args.clients.max(1),
+        batch: args.batch.max(1),
+        phases,
+        server,
+        use_patrold: needs_patrold,
+        redis_server: args.redis_server.clone(),
+        phase_time: Duration::from_secs_f64(args.seconds.unwrap_or(if q { 2.0 } else { 10.0 })),
+        interval_ms: args.interval_ms,
+        freshness_units: args
+            .freshness_units
+            .unwrap_or(if q { 10_000 } else { 100_000 }),
+        freshness_rate: args.freshness_rate,
+        subscribers: args.subscribers.clone(),
+        queries: args.queries.unwrap_or(if q { 2_000 } else { 5_000 }),
+        recommend_tasks: args.recommend_tasks.max(1),
+        dispatch_rounds: args.dispatch_rounds.unwrap_or(if q { 100 } else { 500 }),
+        workdir,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let opts = options(&args)?;
+    let result = run(&opts).await;
+    match &result {
+        Ok(_) => {
+            let _ = std::fs::remove_dir_all(&opts.workdir);
+        }
+        Err(_) => eprintln!("logs kept in {}", opts.workdir.display()),
+    }
+    let report = result?;
+    if args.json {
+        eprint!("{}", report.table());
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}

@@ -1,1 +1,38 @@
-fn main() {}
+//! `patrolctl`: the operator's command line for `patrold`.
+//!
+//! Watch the command room live, list units, cameras and incidents, ask who is
+//! closest, dispatch, move incidents through their lifecycle, and play a unit
+//! terminal or a camera (ping, orders, alert) for drills and tests. Enum values
+//! are lowercase words (`en_route`, `e_bike`); times are UTC.
+//!
+//! On failure it prints `error: <gRPC code>: <message>` to stderr and exits 1.
+//!
+//! # Layout
+//! - `cli`: the clap definitions of every command and flag.
+//! - `commands`: one-shot commands (request, call, print) and their formatting.
+//! - `session`: the long-lived streams (`watch`, `orders`) with reconnect and backoff.
+//! - `watch`: the command-room state built from `WatchEvent`s, gap checks and the
+//!   pure text rendering of the live view.
+//! - `format`: enum words, bounding boxes, times, ages, tables.
+
+mod cli;
+mod commands;
+mod format;
+mod session;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", commands::describe_error(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -23,17 +23,33 @@ impl Camera {
         validate_id("camera.id", &self.id)?;
         self.at = self.at.validated("camera.lon/lat")?;
         if !self.mount_height_m.is_finite() || !(0.0..=500.0).contains(&self.mount_height_m) {
-            return Err(Error::invalid("camera.mount_height_m", self.mount_height_m, "must be in 0..=500"));
+            return Err(Error::invalid(
+                "camera.mount_height_m",
+                self.mount_height_m,
+                "must be in 0..=500",
+            ));
         }
         if !self.heading_deg.is_finite() {
-            return Err(Error::invalid("camera.heading_deg", self.heading_deg, "must be finite"));
+            return Err(Error::invalid(
+                "camera.heading_deg",
+                self.heading_deg,
+                "must be finite",
+            ));
         }
         self.heading_deg = self.heading_deg.rem_euclid(360.0);
         if !self.fov_deg.is_finite() || self.fov_deg <= 0.0 || self.fov_deg > 360.0 {
-            return Err(Error::invalid("camera.fov_deg", self.fov_deg, "must be in (0, 360]"));
+            return Err(Error::invalid(
+                "camera.fov_deg",
+                self.fov_deg,
+                "must be in (0, 360]",
+            ));
         }
         if !self.range_m.is_finite() || self.range_m <= 0.0 || self.range_m > 10_000.0 {
-            return Err(Error::invalid("camera.range_m", self.range_m, "must be in (0, 10000]"));
+            return Err(Error::invalid(
+                "camera.range_m",
+                self.range_m,
+                "must be in (0, 10000]",
+            ));
         }
         Ok(self)
     }

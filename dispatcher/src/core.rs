@@ -10,7 +10,10 @@ use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat};
 use crate::incidents::{Incident, IncidentSource, IncidentStatus, NewIncident, Order};
 use crate::recommend::{Recommendation, UnitQuery, recommend_units};
-use crate::units::{Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitProfile, UnitStatus};
+use crate::units::{
+    Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig,
+    UnitProfile, UnitStatus,
+};
 
 /// A change, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +175,11 @@ impl Dispatcher {
 
     // ----- units ---------------------------------------------------------
 
-    pub fn register_unit(&mut self, profile: UnitProfile, now: Millis) -> Result<(Unit, bool), Error> {
+    pub fn register_unit(
+        &mut self,
+        profile: UnitProfile,
+        now: Millis,
+    ) -> Result<(Unit, bool), Error> {
         let (unit, created) = self.units.register(profile, now)?;
         self.outbox.push(Event::Unit(unit.clone()));
         Ok((unit, created))
@@ -180,11 +187,17 @@ impl Dispatcher {
 
     /// Applies one ping; see [`UnitIndex::apply_ping`]. A unit that comes back
     /// online is announced as a unit event.
-    pub fn apply_ping(&mut self, ping: &Ping<'_>, now: Millis) -> Result<PingOutcome, PingRejection> {
+    pub fn apply_ping(
+        &mut self,
+        ping: &Ping<'_>,
+        now: Millis,
+    ) -> Result<PingOutcome, PingRejection> {
         let outcome = self.units.apply_ping(ping, now)?;
         if outcome == PingOutcome::Moved {
             let slot = self.units.slot(ping.unit_id).expect("ping was applied");
-            if self.units.record(slot).offline_reported && self.units.effective_status(self.units.record(slot), now) != UnitStatus::Offline {
+            if self.units.record(slot).offline_reported
+                && self.units.effective_status(self.units.record(slot), now) != UnitStatus::Offline
+            {
                 self.units.record_mut(slot).offline_reported = false;
                 self.outbox.push(Event::Unit(self.units.view(slot, now)));
             }
@@ -212,7 +225,13 @@ impl Dispatcher {
         self.units.get(id, now)
     }
 
-    pub fn list_units(&self, filter: &UnitFilter, start: usize, limit: usize, now: Millis) -> (Vec<Unit>, Option<usize>) {
+    pub fn list_units(
+        &self,
+        filter: &UnitFilter,
+        start: usize,
+        limit: usize,
+        now: Millis,
+    ) -> (Vec<Unit>, Option<usize>) {
         self.units.list(filter, start, limit, now)
     }
 
@@ -223,7 +242,12 @@ impl Dispatcher {
     ///   dispatched incident on scene.
     /// - `Busy` and `OffDuty` need no assignment.
     /// - `Assigned` is set only by dispatching; `Offline` only by fix age.
-    pub fn update_unit_status(&mut self, id: &str, status: UnitStatus, now: Millis) -> Result<Unit, Error> {
+    pub fn update_unit_status(
+        &mut self,
+        id: &str,
+        status: UnitStatus,
+        now: Millis,
+    ) -> Result<Unit, Error> {
         validate_id("unit_id", id)?;
         let slot = self.units.slot(id)?;
         let incident_id = self.units.record(slot).incident_id.clone();
@@ -248,7 +272,13 @@ impl Dispatcher {
                 )));
             }
             (UnitStatus::Available, Some(incident)) => {
-                self.unassign(slot, incident, now, "unit_cleared", format!("unit {id} cleared"));
+                self.unassign(
+                    slot,
+                    incident,
+                    now,
+                    "unit_cleared",
+                    format!("unit {id} cleared"),
+                );
             }
             (UnitStatus::OnScene, Some(incident)) => {
                 let islot = self.incident_slots[incident];
@@ -269,7 +299,14 @@ impl Dispatcher {
     }
 
     /// Detaches a unit from its incident and makes it available.
-    fn unassign(&mut self, slot: u32, incident_id: &str, now: Millis, action: &'static str, detail: String) {
+    fn unassign(
+        &mut self,
+        slot: u32,
+        incident_id: &str,
+        now: Millis,
+        action: &'static str,
+        detail: String,
+    ) {
         let record = self.units.record_mut(slot);
         record.incident_id = None;
         record.order = None;
@@ -293,7 +330,8 @@ impl Dispatcher {
                 false
             }
             None => {
-                self.camera_slots.insert(camera.id.clone(), self.cameras.len());
+                self.camera_slots
+                    .insert(camera.id.clone(), self.cameras.len());
                 self.cameras.push(camera.clone());
                 true
             }
@@ -310,7 +348,11 @@ impl Dispatcher {
     }
 
     pub fn cameras(&self, bbox: Option<&BoundingBox>) -> Vec<Camera> {
-        self.cameras.iter().filter(|c| c.within(bbox)).cloned().collect()
+        self.cameras
+            .iter()
+            .filter(|c| c.within(bbox))
+            .cloned()
+            .collect()
     }
 
     /// Records an alert; by the alert policy it may open an incident at the
@@ -318,14 +360,26 @@ impl Dispatcher {
     pub fn post_alert(&mut self, new: NewAlert, now: Millis) -> Result<AlertOutcome, Error> {
         validate_id("camera_id", &new.camera_id)?;
         if new.label.is_empty() || new.label.len() > 64 {
-            return Err(Error::invalid("label", format!("{:?}", new.label), "must be 1..=64 bytes"));
+            return Err(Error::invalid(
+                "label",
+                format!("{:?}", new.label),
+                "must be 1..=64 bytes",
+            ));
         }
         if !new.confidence.is_finite() || !(0.0..=1.0).contains(&new.confidence) {
-            return Err(Error::invalid("confidence", new.confidence, "must be in 0..=1"));
+            return Err(Error::invalid(
+                "confidence",
+                new.confidence,
+                "must be in 0..=1",
+            ));
         }
         let time = new.time.unwrap_or(now);
         if time <= 0 || time > now + self.config.units.future_tolerance_ms {
-            return Err(Error::invalid("time_unix_ms", time, "must be a positive time, not in the future"));
+            return Err(Error::invalid(
+                "time_unix_ms",
+                time,
+                "must be a positive time, not in the future",
+            ));
         }
         let camera = self.camera(&new.camera_id)?.clone();
         let id = format!("{}alert-{}", self.config.id_prefix, self.next_alert);
@@ -355,16 +409,33 @@ impl Dispatcher {
                 .alert_incidents
                 .get(&key)
                 .and_then(|iid| self.incident_slots.get(iid).copied())
-                .filter(|&s| matches!(self.incidents[s].status, IncidentStatus::New | IncidentStatus::Dispatched | IncidentStatus::OnScene));
+                .filter(|&s| {
+                    matches!(
+                        self.incidents[s].status,
+                        IncidentStatus::New | IncidentStatus::Dispatched | IncidentStatus::OnScene
+                    )
+                });
             let islot = match open {
                 Some(islot) => {
                     let inc = &mut self.incidents[islot];
                     inc.alert_ids.push(alert.id.clone());
-                    inc.record(now, "alert_joined", format!("alert {} ({} {:.2})", alert.id, alert.label, alert.confidence));
+                    inc.record(
+                        now,
+                        "alert_joined",
+                        format!(
+                            "alert {} ({} {:.2})",
+                            alert.id, alert.label, alert.confidence
+                        ),
+                    );
                     islot
                 }
                 None => {
-                    let description = format!("{} seen by camera {} ({:.0}% confidence)", alert.label, camera.name_or_id(), alert.confidence * 100.0);
+                    let description = format!(
+                        "{} seen by camera {} ({:.0}% confidence)",
+                        alert.label,
+                        camera.name_or_id(),
+                        alert.confidence * 100.0
+                    );
                     let inc = self.open_incident(
                         NewIncident {
                             kind: rule.incident_kind.clone(),
@@ -386,26 +457,42 @@ impl Dispatcher {
             };
             alert.incident_id = Some(self.incidents[islot].id.clone());
             self.outbox.push(Event::Alert(alert.clone()));
-            self.outbox.push(Event::Incident(self.incidents[islot].clone()));
+            self.outbox
+                .push(Event::Incident(self.incidents[islot].clone()));
         } else {
             self.outbox.push(Event::Alert(alert.clone()));
         }
-        Ok(AlertOutcome { alert, incident_created })
+        Ok(AlertOutcome {
+            alert,
+            incident_created,
+        })
     }
 
     // ----- incidents -------------------------------------------------------
 
     fn open_incident(&mut self, new: NewIncident, now: Millis) -> Result<String, Error> {
         if new.kind.is_empty() || new.kind.len() > 64 {
-            return Err(Error::invalid("type", format!("{:?}", new.kind), "must be 1..=64 bytes"));
+            return Err(Error::invalid(
+                "type",
+                format!("{:?}", new.kind),
+                "must be 1..=64 bytes",
+            ));
         }
         let priority = new.priority.unwrap_or(3);
         if !(1..=5).contains(&priority) {
-            return Err(Error::invalid("priority", priority, "must be 1 (most urgent) ..= 5"));
+            return Err(Error::invalid(
+                "priority",
+                priority,
+                "must be 1 (most urgent) ..= 5",
+            ));
         }
         let location = new.location.validated("location")?;
         if new.description.len() > 4096 {
-            return Err(Error::invalid("description", format!("{} bytes", new.description.len()), "must be at most 4096 bytes"));
+            return Err(Error::invalid(
+                "description",
+                format!("{} bytes", new.description.len()),
+                "must be at most 4096 bytes",
+            ));
         }
         let id = format!("{}inc-{}", self.config.id_prefix, self.next_incident);
         self.next_incident += 1;
@@ -424,7 +511,14 @@ impl Dispatcher {
             updated: now,
             audit: Vec::new(),
         };
-        incident.record(now, "created", format!("{} p{} at ({:.6}, {:.6})", incident.kind, priority, location.lon, location.lat));
+        incident.record(
+            now,
+            "created",
+            format!(
+                "{} p{} at ({:.6}, {:.6})",
+                incident.kind, priority, location.lon, location.lat
+            ),
+        );
         self.incident_slots.insert(id.clone(), self.incidents.len());
         self.incidents.push(incident);
         Ok(id)
@@ -450,32 +544,57 @@ impl Dispatcher {
         self.incidents
             .iter()
             .rev()
-            .filter(|i| if statuses.is_empty() { i.status.is_open() } else { statuses.contains(&i.status) })
+            .filter(|i| {
+                if statuses.is_empty() {
+                    i.status.is_open()
+                } else {
+                    statuses.contains(&i.status)
+                }
+            })
             .take(limit)
             .cloned()
             .collect()
     }
 
     /// The k nearest suitable available units for an incident or a point.
-    pub fn recommend(&self, target: &Target, query: &UnitQuery, now: Millis) -> Result<Recommendation, Error> {
+    pub fn recommend(
+        &self,
+        target: &Target,
+        query: &UnitQuery,
+        now: Millis,
+    ) -> Result<Recommendation, Error> {
         let point = match target {
             Target::Incident(id) => self.incident(id)?.location,
             Target::Point(p) => p.validated("point")?,
         };
         if query.k > crate::recommend::MAX_K {
-            return Err(Error::invalid("k", query.k, format!("must be at most {}", crate::recommend::MAX_K)));
+            return Err(Error::invalid(
+                "k",
+                query.k,
+                format!("must be at most {}", crate::recommend::MAX_K),
+            ));
         }
         if let Some(m) = query.max_distance_m
             && (!m.is_finite() || m < 0.0)
         {
-            return Err(Error::invalid("max_distance_m", m, "must be finite and >= 0"));
+            return Err(Error::invalid(
+                "max_distance_m",
+                m,
+                "must be finite and >= 0",
+            ));
         }
         Ok(recommend_units(&self.units, point, query, now))
     }
 
     /// Assigns units to an incident, all or none. Each unit must be available
     /// (not offline, busy, off duty or assigned elsewhere).
-    pub fn dispatch(&mut self, incident_id: &str, unit_ids: &[String], note: &str, now: Millis) -> Result<(Incident, Vec<Order>), Error> {
+    pub fn dispatch(
+        &mut self,
+        incident_id: &str,
+        unit_ids: &[String],
+        note: &str,
+        now: Millis,
+    ) -> Result<(Incident, Vec<Order>), Error> {
         validate_id("incident_id", incident_id)?;
         if unit_ids.is_empty() {
             return Err(Error::invalid("unit_ids", "[]", "name at least one unit"));
@@ -495,7 +614,11 @@ impl Dispatcher {
         for (i, id) in unit_ids.iter().enumerate() {
             validate_id(&format!("unit_ids[{i}]"), id)?;
             if unit_ids[..i].contains(id) {
-                return Err(Error::invalid(&format!("unit_ids[{i}]"), id, "is listed twice"));
+                return Err(Error::invalid(
+                    &format!("unit_ids[{i}]"),
+                    id,
+                    "is listed twice",
+                ));
             }
             let slot = self.units.slot(id)?;
             let record = self.units.record(slot);
@@ -507,7 +630,11 @@ impl Dispatcher {
                     )));
                 }
                 other => {
-                    let on = record.incident_id.as_deref().map(|i| format!(" on incident {i}")).unwrap_or_default();
+                    let on = record
+                        .incident_id
+                        .as_deref()
+                        .map(|i| format!(" on incident {i}"))
+                        .unwrap_or_default();
                     return Err(Error::FailedPrecondition(format!(
                         "unit {id} is not available: {}{on}",
                         other.as_str()
@@ -536,7 +663,7 @@ impl Dispatcher {
                 note: note.to_string(),
             };
             self.next_order += 1;
-            self.units.record_mut(slot).order = Some(order.clone());
+            self.units.record_mut(slot).order = Some(Box::new(order.clone()));
             inc.unit_ids.push(unit_id.clone());
             inc.record(now, "dispatched", format!("unit {unit_id} ({})", order.id));
             if inc.status == IncidentStatus::New {
@@ -552,9 +679,18 @@ impl Dispatcher {
     }
 
     /// Moves an incident through its lifecycle. Closing frees its units.
-    pub fn update_incident(&mut self, id: &str, to: IncidentStatus, note: &str, now: Millis) -> Result<Incident, Error> {
+    pub fn update_incident(
+        &mut self,
+        id: &str,
+        to: IncidentStatus,
+        note: &str,
+        now: Millis,
+    ) -> Result<Incident, Error> {
         validate_id("id", id)?;
-        let islot = *self.incident_slots.get(id).ok_or_else(|| Error::not_found("incident", id))?;
+        let islot = *self
+            .incident_slots
+            .get(id)
+            .ok_or_else(|| Error::not_found("incident", id))?;
         let from = self.incidents[islot].status;
         if from == to {
             return Ok(self.incidents[islot].clone());
@@ -569,7 +705,13 @@ impl Dispatcher {
         if to == IncidentStatus::Closed {
             for unit_id in self.incidents[islot].unit_ids.clone() {
                 if let Ok(slot) = self.units.slot(&unit_id) {
-                    self.unassign(slot, id, now, "unit_released", format!("unit {unit_id} released on close"));
+                    self.unassign(
+                        slot,
+                        id,
+                        now,
+                        "unit_released",
+                        format!("unit {unit_id} released on close"),
+                    );
                     self.outbox.push(Event::Unit(self.units.view(slot, now)));
                 }
             }
@@ -579,7 +721,11 @@ impl Dispatcher {
         }
         let inc = &mut self.incidents[islot];
         inc.status = to;
-        let detail = if note.is_empty() { to.as_str().to_string() } else { format!("{}: {note}", to.as_str()) };
+        let detail = if note.is_empty() {
+            to.as_str().to_string()
+        } else {
+            format!("{}: {note}", to.as_str())
+        };
         inc.record(now, "status", detail);
         let incident = inc.clone();
         self.outbox.push(Event::Incident(incident.clone()));
@@ -591,7 +737,7 @@ impl Dispatcher {
     pub fn current_order(&self, unit_id: &str) -> Result<Option<Order>, Error> {
         validate_id("unit_id", unit_id)?;
         let slot = self.units.slot(unit_id)?;
-        Ok(self.units.record(slot).order.clone())
+        Ok(self.units.record(slot).order.as_deref().cloned())
     }
 
     /// Everything a new command-room client needs.
@@ -599,13 +745,22 @@ impl Dispatcher {
         Snapshot {
             units: self.units.all(now),
             cameras: self.cameras.clone(),
-            incidents: self.incidents.iter().filter(|i| i.status.is_open()).cloned().collect(),
+            incidents: self
+                .incidents
+                .iter()
+                .filter(|i| i.status.is_open())
+                .cloned()
+                .collect(),
         }
     }
 }
 
 impl Camera {
     fn name_or_id(&self) -> &str {
-        if self.name.is_empty() { &self.id } else { &self.name }
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
     }
 }

@@ -138,10 +138,18 @@ mod tests {
         let a = LonLat::new(24.95, 60.17);
         let b = LonLat::new(24.94, 60.185);
         let (da, db) = (q.distance_m(&a), q.distance_m(&b));
-        let (ca, cb) = (chord_m(&q.to_xyz(), &a.to_xyz()), chord_m(&q.to_xyz(), &b.to_xyz()));
+        let (ca, cb) = (
+            chord_m(&q.to_xyz(), &a.to_xyz()),
+            chord_m(&q.to_xyz(), &b.to_xyz()),
+        );
         assert_eq!(da < db, ca < cb);
         // chord and arc agree to well under a millimetre at city scale
-        assert!((chord_for_arc_m(da) - ca).abs() < 1e-3, "{} vs {}", chord_for_arc_m(da), ca);
+        assert!(
+            (chord_for_arc_m(da) - ca).abs() < 1e-3,
+            "{} vs {}",
+            chord_for_arc_m(da),
+            ca
+        );
     }
 
     #[test]
@@ -153,7 +161,9 @@ mod tests {
 
     #[test]
     fn invalid_points_name_the_field() {
-        let err = LonLat::new(f64::NAN, 10.0).validated("ping.lon").unwrap_err();
+        let err = LonLat::new(f64::NAN, 10.0)
+            .validated("ping.lon")
+            .unwrap_err();
         assert!(err.to_string().contains("ping.lon"), "{err}");
         assert!(LonLat::new(181.0, 0.0).validated("x").is_err());
         assert!(LonLat::new(0.0, -90.5).validated("x").is_err());

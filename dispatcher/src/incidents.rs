@@ -33,7 +33,10 @@ impl IncidentStatus {
 
     /// Whether units may still be sent.
     pub fn accepts_units(self) -> bool {
-        matches!(self, IncidentStatus::New | IncidentStatus::Dispatched | IncidentStatus::OnScene)
+        matches!(
+            self,
+            IncidentStatus::New | IncidentStatus::Dispatched | IncidentStatus::OnScene
+        )
     }
 
     /// Whether `self -> to` is a legal operator transition.
@@ -89,7 +92,11 @@ pub struct Incident {
 impl Incident {
     pub(crate) fn record(&mut self, time: Millis, action: &'static str, detail: String) {
         self.updated = time;
-        self.audit.push(AuditEntry { time, action, detail });
+        self.audit.push(AuditEntry {
+            time,
+            action,
+            detail,
+        });
     }
 }
 

@@ -27,9 +27,19 @@ pub mod units;
 pub type Millis = i64;
 
 pub use crate::cameras::Camera;
-pub use crate::core::{Alert, AlertOutcome, AlertPolicy, AlertRule, Dispatcher, DispatcherConfig, Event, NewAlert, Snapshot, Target};
+pub use crate::core::{
+    Alert, AlertOutcome, AlertPolicy, AlertRule, Dispatcher, DispatcherConfig, Event, NewAlert,
+    Snapshot, Target,
+};
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat};
-pub use crate::incidents::{AuditEntry, Incident, IncidentSource, IncidentStatus, NewIncident, Order};
-pub use crate::recommend::{ExcludedUnit, ExclusionReason, Recommendation, RecommendedUnit, UnitQuery};
-pub use crate::units::{Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind, UnitProfile, UnitStatus};
+pub use crate::incidents::{
+    AuditEntry, Incident, IncidentSource, IncidentStatus, NewIncident, Order,
+};
+pub use crate::recommend::{
+    ExcludedUnit, ExclusionReason, Recommendation, RecommendedUnit, UnitQuery,
+};
+pub use crate::units::{
+    Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind,
+    UnitProfile, UnitStatus,
+};

@@ -7,7 +7,7 @@
 
 use crate::Millis;
 use crate::geometry::{LonLat, chord_for_arc_m};
-use crate::units::{UnitIndex, UnitKind, UnitRecord, UnitStatus, Unit};
+use crate::units::{Unit, UnitIndex, UnitKind, UnitRecord, UnitStatus};
 
 /// At most this many excluded units are reported.
 pub const MAX_EXCLUSIONS: usize = 20;
@@ -72,12 +72,20 @@ pub struct Recommendation {
 }
 
 /// Why `record` may not be recommended for `query`, if it may not.
-fn exclusion(index: &UnitIndex, record: &UnitRecord, query: &UnitQuery, now: Millis) -> Option<(ExclusionReason, String)> {
+fn exclusion(
+    index: &UnitIndex,
+    record: &UnitRecord,
+    query: &UnitQuery,
+    now: Millis,
+) -> Option<(ExclusionReason, String)> {
     match index.effective_status(record, now) {
         UnitStatus::Available => {}
         UnitStatus::Offline => {
             let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
-            return Some((ExclusionReason::Offline, format!("offline: last fix {age_s} s ago")));
+            return Some((
+                ExclusionReason::Offline,
+                format!("offline: last fix {age_s} s ago"),
+            ));
         }
         status @ (UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene) => {
             let incident = record.incident_id.as_deref().unwrap_or("?");
@@ -101,13 +109,21 @@ fn exclusion(index: &UnitIndex, record: &UnitRecord, query: &UnitQuery, now: Mil
         .iter()
         .find(|c| !record.profile.capabilities.contains(c))
     {
-        return Some((ExclusionReason::MissingCapability, format!("lacks capability {missing:?}")));
+        return Some((
+            ExclusionReason::MissingCapability,
+            format!("lacks capability {missing:?}"),
+        ));
     }
     None
 }
 
 /// The k nearest suitable units to `target`, by great-circle distance.
-pub fn recommend_units(index: &UnitIndex, target: LonLat, query: &UnitQuery, now: Millis) -> Recommendation {
+pub fn recommend_units(
+    index: &UnitIndex,
+    target: LonLat,
+    query: &UnitQuery,
+    now: Millis,
+) -> Recommendation {
     let k = query.k.clamp(1, MAX_K);
     let query_xyz = target.to_xyz();
     let max_chord = query.max_distance_m.map(chord_for_arc_m);
@@ -169,7 +185,12 @@ pub fn recommend_units(index: &UnitIndex, target: LonLat, query: &UnitQuery, now
                 eta_s,
                 unit.profile.kind.as_str()
             );
-            RecommendedUnit { unit, distance_m, eta_s, reason }
+            RecommendedUnit {
+                unit,
+                distance_m,
+                eta_s,
+                reason,
+            }
         })
         .collect();
     let excluded = excluded
@@ -179,11 +200,18 @@ pub fn recommend_units(index: &UnitIndex, target: LonLat, query: &UnitQuery, now
             ExcludedUnit {
                 unit_id: record.profile.id.clone(),
                 call_sign: record.profile.call_sign.clone(),
-                distance_m: record.fix.map(|f| f.at.distance_m(&target)).unwrap_or(f64::NAN),
+                distance_m: record
+                    .fix
+                    .map(|f| f.at.distance_m(&target))
+                    .unwrap_or(f64::NAN),
                 reason,
                 detail,
             }
         })
         .collect();
-    Recommendation { target, units, excluded }
+    Recommendation {
+        target,
+        units,
+        excluded,
+    }
 }

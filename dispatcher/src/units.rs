@@ -17,8 +17,8 @@ use rstar::{AABB, PointDistance, RTree, RTreeObject};
 
 use crate::Millis;
 use crate::error::{Error, validate_id};
-use crate::incidents::Order;
 use crate::geometry::{BoundingBox, LonLat, chord_for_arc_m, chord_m};
+use crate::incidents::Order;
 
 /// What a unit is: it decides who is suitable and how fast they get there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -228,7 +228,7 @@ pub(crate) struct UnitRecord {
     pub status: UnitStatus,
     pub incident_id: Option<String>,
     /// The order that assigned the unit to `incident_id`.
-    pub order: Option<Order>,
+    pub order: Option<Box<Order>>,
     pub fix: Option<Fix>,
     /// Current fix as a 3-D vector (metres), kept to avoid recomputing it.
     pub xyz: [f64; 3],
@@ -338,7 +338,11 @@ impl UnitIndex {
 
     /// Applies one ping. Validation never changes anything; an accepted ping
     /// moves the unit and, past the slack, its R-tree entry.
-    pub fn apply_ping(&mut self, ping: &Ping<'_>, now: Millis) -> Result<PingOutcome, PingRejection> {
+    pub fn apply_ping(
+        &mut self,
+        ping: &Ping<'_>,
+        now: Millis,
+    ) -> Result<PingOutcome, PingRejection> {
         if ping.unit_id.is_empty() {
             return Err(PingRejection::MissingUnitId);
         }
@@ -432,7 +436,13 @@ impl UnitIndex {
 
     /// Units matching the filter, in registration order, starting at slot
     /// `start`; returns them and the slot to continue from, if any.
-    pub fn list(&self, filter: &UnitFilter, start: usize, limit: usize, now: Millis) -> (Vec<Unit>, Option<usize>) {
+    pub fn list(
+        &self,
+        filter: &UnitFilter,
+        start: usize,
+        limit: usize,
+        now: Millis,
+    ) -> (Vec<Unit>, Option<usize>) {
         let mut out = Vec::new();
         for (slot, record) in self.records.iter().enumerate().skip(start) {
             if out.len() == limit {
@@ -441,7 +451,9 @@ impl UnitIndex {
             let status = self.effective_status(record, now);
             let keep = (filter.statuses.is_empty() || filter.statuses.contains(&status))
                 && (filter.kinds.is_empty() || filter.kinds.contains(&record.profile.kind))
-                && filter.bbox.is_none_or(|b| record.fix.is_some_and(|f| b.contains(&f.at)));
+                && filter
+                    .bbox
+                    .is_none_or(|b| record.fix.is_some_and(|f| b.contains(&f.at)));
             if keep {
                 out.push(self.view(slot as u32, now));
             }
@@ -451,7 +463,9 @@ impl UnitIndex {
 
     /// Every unit, as of `now`.
     pub fn all(&self, now: Millis) -> Vec<Unit> {
-        (0..self.records.len() as u32).map(|s| self.view(s, now)).collect()
+        (0..self.records.len() as u32)
+            .map(|s| self.view(s, now))
+            .collect()
     }
 
     /// The latest fixes of units that moved since the previous call, in the
@@ -485,9 +499,12 @@ impl UnitIndex {
 
     /// How many units are in each effective status.
     pub fn count_by_status(&self, now: Millis) -> HashMap<UnitStatus, usize> {
-        let mut counts: HashMap<UnitStatus, usize> = UnitStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut counts: HashMap<UnitStatus, usize> =
+            UnitStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for record in &self.records {
-            *counts.entry(self.effective_status(record, now)).or_default() += 1;
+            *counts
+                .entry(self.effective_status(record, now))
+                .or_default() += 1;
         }
         counts
     }
@@ -509,7 +526,12 @@ impl UnitIndex {
     }
 }
 
-fn check_motion(field: &'static str, value: Option<f32>, min: f32, max: f32) -> Result<(), PingRejection> {
+fn check_motion(
+    field: &'static str,
+    value: Option<f32>,
+    min: f32,
+    max: f32,
+) -> Result<(), PingRejection> {
     match value {
         Some(v) if !v.is_finite() || v < min || v > max => {
             Err(PingRejection::InvalidMotion { field, value: v })
@@ -555,15 +577,24 @@ mod tests {
         let mut idx = UnitIndex::new(UnitIndexConfig::default());
         let now = 1_000_000;
         idx.register(profile("u1", UnitKind::Car), now).unwrap();
-        assert_eq!(idx.apply_ping(&ping("u1", now - 10, 24.9, 60.1), now), Ok(PingOutcome::Moved));
+        assert_eq!(
+            idx.apply_ping(&ping("u1", now - 10, 24.9, 60.1), now),
+            Ok(PingOutcome::Moved)
+        );
         // repeated ping is harmless
-        assert_eq!(idx.apply_ping(&ping("u1", now - 10, 24.9, 60.1), now), Ok(PingOutcome::Duplicate));
+        assert_eq!(
+            idx.apply_ping(&ping("u1", now - 10, 24.9, 60.1), now),
+            Ok(PingOutcome::Duplicate)
+        );
         // older fix never moves the unit back
         assert!(matches!(
             idx.apply_ping(&ping("u1", now - 20, 25.0, 60.2), now),
             Err(PingRejection::OutOfOrder { .. })
         ));
-        assert_eq!(idx.get("u1", now).unwrap().fix.unwrap().at, LonLat::new(24.9, 60.1));
+        assert_eq!(
+            idx.get("u1", now).unwrap().fix.unwrap().at,
+            LonLat::new(24.9, 60.1)
+        );
         assert!(matches!(
             idx.apply_ping(&ping("u1", now + 60_000, 24.9, 60.1), now),
             Err(PingRejection::FutureFixTime { .. })
@@ -576,28 +607,53 @@ mod tests {
             idx.apply_ping(&ping("u1", now, 24.0, 91.0), now),
             Err(PingRejection::InvalidCoordinates { .. })
         ));
-        assert_eq!(idx.apply_ping(&ping("nope", now, 24.0, 60.0), now), Err(PingRejection::UnknownUnit));
-        assert_eq!(idx.apply_ping(&ping("", now, 24.0, 60.0), now), Err(PingRejection::MissingUnitId));
+        assert_eq!(
+            idx.apply_ping(&ping("nope", now, 24.0, 60.0), now),
+            Err(PingRejection::UnknownUnit)
+        );
+        assert_eq!(
+            idx.apply_ping(&ping("", now, 24.0, 60.0), now),
+            Err(PingRejection::MissingUnitId)
+        );
         let mut bad_speed = ping("u1", now, 24.0, 60.0);
         bad_speed.speed_mps = Some(f32::INFINITY);
-        assert!(matches!(idx.apply_ping(&bad_speed, now), Err(PingRejection::InvalidMotion { field: "speed_mps", .. })));
+        assert!(matches!(
+            idx.apply_ping(&bad_speed, now),
+            Err(PingRejection::InvalidMotion {
+                field: "speed_mps",
+                ..
+            })
+        ));
         // a small tolerance for clock skew is fine
-        assert_eq!(idx.apply_ping(&ping("u1", now + 2_000, 24.91, 60.1), now), Ok(PingOutcome::Moved));
+        assert_eq!(
+            idx.apply_ping(&ping("u1", now + 2_000, 24.91, 60.1), now),
+            Ok(PingOutcome::Moved)
+        );
     }
 
     #[test]
     fn tree_follows_units_past_the_slack() {
-        let mut idx = UnitIndex::new(UnitIndexConfig { slack_m: 50.0, ..Default::default() });
+        let mut idx = UnitIndex::new(UnitIndexConfig {
+            slack_m: 50.0,
+            ..Default::default()
+        });
         let now = 10_000;
         idx.register(profile("u1", UnitKind::Foot), now).unwrap();
         let start = LonLat::new(24.94, 60.17);
-        idx.apply_ping(&ping("u1", 1, start.lon, start.lat), now).unwrap();
+        idx.apply_ping(&ping("u1", 1, start.lon, start.lat), now)
+            .unwrap();
         let first = idx.record(0).indexed.unwrap();
         let near = start.destination(90.0, 30.0);
-        idx.apply_ping(&ping("u1", 2, near.lon, near.lat), now).unwrap();
-        assert_eq!(idx.record(0).indexed.unwrap(), first, "within slack: tree untouched");
+        idx.apply_ping(&ping("u1", 2, near.lon, near.lat), now)
+            .unwrap();
+        assert_eq!(
+            idx.record(0).indexed.unwrap(),
+            first,
+            "within slack: tree untouched"
+        );
         let far = start.destination(90.0, 80.0);
-        idx.apply_ping(&ping("u1", 3, far.lon, far.lat), now).unwrap();
+        idx.apply_ping(&ping("u1", 3, far.lon, far.lat), now)
+            .unwrap();
         assert_eq!(idx.record(0).indexed.unwrap(), far.to_xyz());
         assert_eq!(idx.indexed_len(), 1);
         assert_eq!(idx.take_moved().len(), 1);
@@ -609,7 +665,8 @@ mod tests {
         let mut idx = UnitIndex::new(UnitIndexConfig::default());
         idx.register(profile("u1", UnitKind::Car), 0).unwrap();
         assert_eq!(idx.get("u1", 0).unwrap().status, UnitStatus::Offline);
-        idx.apply_ping(&ping("u1", 1_000, 24.0, 60.0), 1_000).unwrap();
+        idx.apply_ping(&ping("u1", 1_000, 24.0, 60.0), 1_000)
+            .unwrap();
         assert_eq!(idx.get("u1", 1_000).unwrap().status, UnitStatus::Available);
         assert_eq!(idx.take_liveness_changes(1_000), vec![0]);
         assert!(idx.take_liveness_changes(2_000).is_empty());

@@ -6,10 +6,33 @@ const NOW: Millis = 1_700_000_000_000;
 
 fn city() -> Dispatcher {
     let mut d = Dispatcher::new(DispatcherConfig::default());
-    for (i, (lon, lat)) in [(24.940, 60.170), (24.945, 60.171), (24.960, 60.175)].into_iter().enumerate() {
+    for (i, (lon, lat)) in [(24.940, 60.170), (24.945, 60.171), (24.960, 60.175)]
+        .into_iter()
+        .enumerate()
+    {
         let id = format!("u{i}");
-        d.register_unit(UnitProfile { id: id.clone(), call_sign: format!("P-{i}"), kind: UnitKind::Car, capabilities: vec![] }, NOW).unwrap();
-        d.apply_ping(&Ping { unit_id: &id, time: NOW - 1000, at: LonLat::new(lon, lat), speed_mps: None, heading_deg: None, accuracy_m: None }, NOW).unwrap();
+        d.register_unit(
+            UnitProfile {
+                id: id.clone(),
+                call_sign: format!("P-{i}"),
+                kind: UnitKind::Car,
+                capabilities: vec![],
+            },
+            NOW,
+        )
+        .unwrap();
+        d.apply_ping(
+            &Ping {
+                unit_id: &id,
+                time: NOW - 1000,
+                at: LonLat::new(lon, lat),
+                speed_mps: None,
+                heading_deg: None,
+                accuracy_m: None,
+            },
+            NOW,
+        )
+        .unwrap();
     }
     d.take_events();
     d
@@ -17,7 +40,13 @@ fn city() -> Dispatcher {
 
 fn incident(d: &mut Dispatcher) -> Incident {
     d.create_incident(
-        NewIncident { kind: "theft".into(), priority: Some(2), location: LonLat::new(24.941, 60.1705), source: IncidentSource::Call, description: String::new() },
+        NewIncident {
+            kind: "theft".into(),
+            priority: Some(2),
+            location: LonLat::new(24.941, 60.1705),
+            source: IncidentSource::Call,
+            description: String::new(),
+        },
         NOW,
     )
     .unwrap()
@@ -27,61 +56,131 @@ fn incident(d: &mut Dispatcher) -> Incident {
 fn dispatch_assigns_and_a_busy_unit_is_refused() {
     let mut d = city();
     let inc = incident(&mut d);
-    let rec = d.recommend(&Target::Incident(inc.id.clone()), &UnitQuery { k: 1, ..Default::default() }, NOW).unwrap();
+    let rec = d
+        .recommend(
+            &Target::Incident(inc.id.clone()),
+            &UnitQuery {
+                k: 1,
+                ..Default::default()
+            },
+            NOW,
+        )
+        .unwrap();
     assert_eq!(rec.units[0].unit.profile.id, "u0");
     let (inc2, orders) = d.dispatch(&inc.id, &["u0".into()], "go", NOW).unwrap();
     assert_eq!(inc2.status, IncidentStatus::Dispatched);
     assert_eq!(orders[0].unit_id, "u0");
     assert_eq!(d.current_order("u0").unwrap().unwrap().id, orders[0].id);
     // u0 is no longer recommended, and is reported as excluded
-    let rec = d.recommend(&Target::Incident(inc.id.clone()), &UnitQuery { k: 1, ..Default::default() }, NOW).unwrap();
+    let rec = d
+        .recommend(
+            &Target::Incident(inc.id.clone()),
+            &UnitQuery {
+                k: 1,
+                ..Default::default()
+            },
+            NOW,
+        )
+        .unwrap();
     assert_eq!(rec.units[0].unit.profile.id, "u1");
     assert_eq!(rec.excluded[0].unit_id, "u0");
     assert_eq!(rec.excluded[0].reason, ExclusionReason::Assigned);
     // dispatching it again, to another incident, is refused
     let other = incident(&mut d);
     let err = d.dispatch(&other.id, &["u0".into()], "", NOW).unwrap_err();
-    assert!(matches!(err, Error::FailedPrecondition(ref m) if m.contains("u0")), "{err}");
+    assert!(
+        matches!(err, Error::FailedPrecondition(ref m) if m.contains("u0")),
+        "{err}"
+    );
     // all or none: u1 was not assigned by the refused call
-    let err = d.dispatch(&other.id, &["u1".into(), "u0".into()], "", NOW).unwrap_err();
+    let err = d
+        .dispatch(&other.id, &["u1".into(), "u0".into()], "", NOW)
+        .unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition(_)));
     assert_eq!(d.unit("u1", NOW).unwrap().status, UnitStatus::Available);
-    assert!(matches!(d.dispatch(&other.id, &["ghost".into()], "", NOW), Err(Error::NotFound { .. })));
-    assert!(matches!(d.dispatch("inc-999", &["u1".into()], "", NOW), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        d.dispatch(&other.id, &["ghost".into()], "", NOW),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        d.dispatch("inc-999", &["u1".into()], "", NOW),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
 fn lifecycle_and_closing_frees_units() {
     let mut d = city();
     let inc = incident(&mut d);
-    let err = d.update_incident(&inc.id, IncidentStatus::OnScene, "", NOW).unwrap_err();
-    assert!(matches!(err, Error::FailedPrecondition(ref m) if m.contains("new") && m.contains("on_scene")), "{err}");
-    d.dispatch(&inc.id, &["u0".into(), "u1".into()], "", NOW).unwrap();
-    d.update_unit_status("u0", UnitStatus::EnRoute, NOW).unwrap();
-    d.update_unit_status("u0", UnitStatus::OnScene, NOW).unwrap();
+    let err = d
+        .update_incident(&inc.id, IncidentStatus::OnScene, "", NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::FailedPrecondition(ref m) if m.contains("new") && m.contains("on_scene")),
+        "{err}"
+    );
+    d.dispatch(&inc.id, &["u0".into(), "u1".into()], "", NOW)
+        .unwrap();
+    d.update_unit_status("u0", UnitStatus::EnRoute, NOW)
+        .unwrap();
+    d.update_unit_status("u0", UnitStatus::OnScene, NOW)
+        .unwrap();
     assert_eq!(d.incident(&inc.id).unwrap().status, IncidentStatus::OnScene);
     // a unit clearing itself leaves the incident
-    d.update_unit_status("u1", UnitStatus::Available, NOW).unwrap();
-    assert_eq!(d.incident(&inc.id).unwrap().unit_ids, vec!["u0".to_string()]);
-    d.update_incident(&inc.id, IncidentStatus::Resolved, "suspect detained", NOW).unwrap();
+    d.update_unit_status("u1", UnitStatus::Available, NOW)
+        .unwrap();
+    assert_eq!(
+        d.incident(&inc.id).unwrap().unit_ids,
+        vec!["u0".to_string()]
+    );
+    d.update_incident(&inc.id, IncidentStatus::Resolved, "suspect detained", NOW)
+        .unwrap();
     assert_eq!(d.unit("u0", NOW).unwrap().status, UnitStatus::OnScene);
-    let closed = d.update_incident(&inc.id, IncidentStatus::Closed, "", NOW).unwrap();
+    let closed = d
+        .update_incident(&inc.id, IncidentStatus::Closed, "", NOW)
+        .unwrap();
     assert!(closed.unit_ids.is_empty());
     assert_eq!(d.unit("u0", NOW).unwrap().status, UnitStatus::Available);
     assert_eq!(d.unit("u0", NOW).unwrap().incident_id, None);
-    assert!(d.update_incident(&inc.id, IncidentStatus::OnScene, "", NOW).is_err());
+    assert!(
+        d.update_incident(&inc.id, IncidentStatus::OnScene, "", NOW)
+            .is_err()
+    );
     assert!(d.dispatch(&inc.id, &["u2".into()], "", NOW).is_err());
     let actions: Vec<_> = closed.audit.iter().map(|a| a.action).collect();
-    assert_eq!(actions, ["created", "dispatched", "dispatched", "status", "unit_cleared", "status", "unit_released", "status"]);
+    assert_eq!(
+        actions,
+        [
+            "created",
+            "dispatched",
+            "dispatched",
+            "status",
+            "unit_cleared",
+            "status",
+            "unit_released",
+            "status"
+        ]
+    );
 }
 
 #[test]
 fn unit_status_rules() {
     let mut d = city();
-    assert!(matches!(d.update_unit_status("u0", UnitStatus::EnRoute, NOW), Err(Error::FailedPrecondition(_))));
-    assert!(matches!(d.update_unit_status("u0", UnitStatus::Assigned, NOW), Err(Error::Invalid { ref field, .. }) if field == "status"));
-    assert!(matches!(d.update_unit_status("u0", UnitStatus::Offline, NOW), Err(Error::Invalid { .. })));
-    assert!(matches!(d.update_unit_status("nobody", UnitStatus::Busy, NOW), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        d.update_unit_status("u0", UnitStatus::EnRoute, NOW),
+        Err(Error::FailedPrecondition(_))
+    ));
+    assert!(
+        matches!(d.update_unit_status("u0", UnitStatus::Assigned, NOW), Err(Error::Invalid { ref field, .. }) if field == "status")
+    );
+    assert!(matches!(
+        d.update_unit_status("u0", UnitStatus::Offline, NOW),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        d.update_unit_status("nobody", UnitStatus::Busy, NOW),
+        Err(Error::NotFound { .. })
+    ));
     d.update_unit_status("u0", UnitStatus::Busy, NOW).unwrap();
     let inc = incident(&mut d);
     let err = d.dispatch(&inc.id, &["u0".into()], "", NOW).unwrap_err();
@@ -91,11 +190,26 @@ fn unit_status_rules() {
 #[test]
 fn camera_alerts_open_and_join_incidents() {
     let mut d = city();
-    let cam = Camera { id: "cam-1".into(), name: "Market square".into(), at: LonLat::new(24.95, 60.167), mount_height_m: 6.0, heading_deg: -90.0, fov_deg: 60.0, range_m: 80.0, ptz: false };
+    let cam = Camera {
+        id: "cam-1".into(),
+        name: "Market square".into(),
+        at: LonLat::new(24.95, 60.167),
+        mount_height_m: 6.0,
+        heading_deg: -90.0,
+        fov_deg: 60.0,
+        range_m: 80.0,
+        ptz: false,
+    };
     let (cam, created) = d.register_camera(cam).unwrap();
     assert!(created);
     assert_eq!(cam.heading_deg, 270.0);
-    let alert = |label: &str, confidence: f32| NewAlert { camera_id: "cam-1".into(), time: None, label: label.into(), confidence, snapshot_uri: "https://nvr.local/snap/1.jpg".into() };
+    let alert = |label: &str, confidence: f32| NewAlert {
+        camera_id: "cam-1".into(),
+        time: None,
+        label: label.into(),
+        confidence,
+        snapshot_uri: "https://nvr.local/snap/1.jpg".into(),
+    };
     let low = d.post_alert(alert("fight", 0.3), NOW).unwrap();
     assert_eq!(low.alert.incident_id, None);
     let first = d.post_alert(alert("fight", 0.9), NOW).unwrap();
@@ -103,14 +217,38 @@ fn camera_alerts_open_and_join_incidents() {
     let second = d.post_alert(alert("fight", 0.8), NOW + 1000).unwrap();
     assert!(!second.incident_created);
     assert_eq!(second.alert.incident_id, first.alert.incident_id);
-    let inc = d.incident(first.alert.incident_id.as_deref().unwrap()).unwrap();
+    let inc = d
+        .incident(first.alert.incident_id.as_deref().unwrap())
+        .unwrap();
     assert_eq!(inc.source, IncidentSource::CameraAlert);
     assert_eq!(inc.alert_ids.len(), 2);
     assert_eq!(inc.camera_ids, vec!["cam-1".to_string()]);
-    assert!(matches!(d.post_alert(NewAlert { camera_id: "nope".into(), ..alert("fight", 0.9) }, NOW), Err(Error::NotFound { .. })));
-    assert!(matches!(d.post_alert(alert("fight", f32::NAN), NOW), Err(Error::Invalid { ref field, .. }) if field == "confidence"));
-    let bad_cam = Camera { id: "cam-2".into(), name: String::new(), at: LonLat::new(24.95, 60.167), mount_height_m: 6.0, heading_deg: 0.0, fov_deg: 0.0, range_m: 80.0, ptz: false };
-    assert!(matches!(d.register_camera(bad_cam), Err(Error::Invalid { ref field, .. }) if field == "camera.fov_deg"));
+    assert!(matches!(
+        d.post_alert(
+            NewAlert {
+                camera_id: "nope".into(),
+                ..alert("fight", 0.9)
+            },
+            NOW
+        ),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        matches!(d.post_alert(alert("fight", f32::NAN), NOW), Err(Error::Invalid { ref field, .. }) if field == "confidence")
+    );
+    let bad_cam = Camera {
+        id: "cam-2".into(),
+        name: String::new(),
+        at: LonLat::new(24.95, 60.167),
+        mount_height_m: 6.0,
+        heading_deg: 0.0,
+        fov_deg: 0.0,
+        range_m: 80.0,
+        ptz: false,
+    };
+    assert!(
+        matches!(d.register_camera(bad_cam), Err(Error::Invalid { ref field, .. }) if field == "camera.fov_deg")
+    );
 }
 
 #[test]

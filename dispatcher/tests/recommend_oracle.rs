@@ -17,7 +17,12 @@ struct SimUnit {
 }
 
 fn kind_strategy() -> impl Strategy<Value = UnitKind> {
-    prop_oneof![Just(UnitKind::Car), Just(UnitKind::Foot), Just(UnitKind::EBike), Just(UnitKind::Motorcycle)]
+    prop_oneof![
+        Just(UnitKind::Car),
+        Just(UnitKind::Foot),
+        Just(UnitKind::EBike),
+        Just(UnitKind::Motorcycle)
+    ]
 }
 
 fn unit_strategy() -> impl Strategy<Value = SimUnit> {
@@ -28,24 +33,56 @@ fn unit_strategy() -> impl Strategy<Value = SimUnit> {
         // positions in a ~0.2 x 0.1 degree box around Helsinki; 1-3 fixes
         prop::collection::vec((24.85f64..25.05, 60.13f64..60.23), 1..4),
     )
-        .prop_map(|(kind, medic, state, moves)| SimUnit { kind, medic, state, moves })
+        .prop_map(|(kind, medic, state, moves)| SimUnit {
+            kind,
+            medic,
+            state,
+            moves,
+        })
 }
 
 fn build(units: &[SimUnit], slack_m: f64) -> Dispatcher {
     let mut d = Dispatcher::new(DispatcherConfig {
-        units: UnitIndexConfig { slack_m, ..Default::default() },
+        units: UnitIndexConfig {
+            slack_m,
+            ..Default::default()
+        },
         ..Default::default()
     });
     for (i, u) in units.iter().enumerate() {
         let id = format!("u{i}");
-        let capabilities = if u.medic { vec!["medic".to_string()] } else { vec![] };
-        d.register_unit(UnitProfile { id: id.clone(), call_sign: id.clone(), kind: u.kind, capabilities }, NOW).unwrap();
+        let capabilities = if u.medic {
+            vec!["medic".to_string()]
+        } else {
+            vec![]
+        };
+        d.register_unit(
+            UnitProfile {
+                id: id.clone(),
+                call_sign: id.clone(),
+                kind: u.kind,
+                capabilities,
+            },
+            NOW,
+        )
+        .unwrap();
         if u.state == 4 {
             continue;
         }
-        let base_time = if u.state == 3 { NOW - 600_000 } else { NOW - 10_000 };
+        let base_time = if u.state == 3 {
+            NOW - 600_000
+        } else {
+            NOW - 10_000
+        };
         for (j, &(lon, lat)) in u.moves.iter().enumerate() {
-            let ping = Ping { unit_id: &id, time: base_time + j as i64, at: LonLat::new(lon, lat), speed_mps: None, heading_deg: None, accuracy_m: None };
+            let ping = Ping {
+                unit_id: &id,
+                time: base_time + j as i64,
+                at: LonLat::new(lon, lat),
+                speed_mps: None,
+                heading_deg: None,
+                accuracy_m: None,
+            };
             d.apply_ping(&ping, NOW).unwrap();
         }
         match u.state {
