@@ -13,11 +13,13 @@ use tonic::transport::Channel;
 
 /// A config for tests: ephemeral ports, a fast position interval.
 pub fn test_config() -> Config {
-    let mut config = Config::default();
-    config.grpc = "127.0.0.1:0".parse().unwrap();
-    config.http = "127.0.0.1:0".parse().unwrap();
+    let mut config = Config {
+        grpc: "127.0.0.1:0".parse().unwrap(),
+        http: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace_ms: 2_000,
+        ..Config::default()
+    };
     config.watch.position_interval_ms = 20;
-    config.shutdown_grace_ms = 2_000;
     config
 }
 

@@ -80,8 +80,20 @@ async fn main() -> anyhow::Result<()> {
     let config = args.config()?;
     let demo = config.demo.clone();
     let server = patrol_services::start(config).await?;
-    let demo_task: Option<tokio::task::JoinHandle<()>> = None; // TEMP
-    let _ = &demo;
+    let demo_task = demo.enabled.then(|| {
+        let sim = patrol_sim::DemoConfig {
+            endpoint: server.grpc_url(),
+            map_path: demo.map.clone(),
+            seed: demo.seed,
+            ..Default::default()
+        };
+        let stop = patrol_services::hub::shutdown_started(server.hub().shutdown_signal());
+        tokio::spawn(async move {
+            if let Err(err) = patrol_sim::run(sim, stop).await {
+                tracing::error!(error = %format!("{err:#}"), "demo city stopped");
+            }
+        })
+    });
     shutdown_signal().await;
     server.shutdown().await?;
     if let Some(task) = demo_task {
