@@ -18,8 +18,9 @@
 //!   incidents units have cleared; camera analytics posting alerts.
 //! - this file: [`DemoConfig`], start-up (map load, connect with retries,
 //!   registration) and shutdown.
-//! - `tests/fake_server.rs`: the city against an in-memory stand-in for patrold
-//!   over loopback gRPC, through whole incident lifecycles.
+//!
+//! The city is tested end to end against a real patrold in
+//! `tests/demo_city.rs` (workspace `tests/` crate).
 //!
 //! Randomness comes from [`DemoConfig::seed`]: every task has its own seeded
 //! generator, so a run makes the same choices in each task (the interleaving with
