@@ -3,12 +3,11 @@
 //! x = longitude, y = latitude, WGS84 degrees, everywhere. Distances are
 //! great-circle metres on the GRS80 mean sphere (geo's `Haversine`).
 //!
-//! The unit R-tree indexes points as 3-D vectors on that sphere (metres from the
+//! The spatial index works on 3-D vectors on that sphere (metres from the
 //! Earth's centre). The straight-line (chord) distance between two such vectors
-//! is a strictly increasing function of their great-circle distance, so the
-//! tree's nearest-neighbour order *is* great-circle order, with no projection
-//! error anywhere on Earth, and the triangle inequality on chords gives exact
-//! lower bounds for the index slack (see `units`).
+//! is a strictly increasing function of their great-circle distance, so nearest
+//! by chord *is* nearest by great circle, with no projection error anywhere on
+//! Earth, and a box around a cell bounds the chord to anything inside it.
 
 use geo::{Distance, Haversine, Point};
 

@@ -6,8 +6,9 @@
 //! # Layout
 //! - [`geometry`]: `LonLat` (x = longitude, y = latitude, degrees), great-circle
 //!   metres, the 3-D sphere vectors the R-tree indexes.
-//! - [`units`]: units, pings and [`UnitIndex`], the record table, id map and
-//!   R-tree that change together only through its methods.
+//! - [`units`]: units, pings and [`UnitIndex`], the record table, id table and
+//!   spatial index that change together only through its methods.
+//! - `grid`: the spatial index, an rstar R-tree over occupied grid cells.
 //! - [`recommend`]: the k nearest suitable available units, with exclusions.
 //! - [`incidents`]: incidents, their lifecycle state machine, orders.
 //! - [`cameras`]: the camera network.
@@ -19,6 +20,7 @@ pub mod cameras;
 pub mod core;
 pub mod error;
 pub mod geometry;
+mod grid;
 pub mod incidents;
 pub mod recommend;
 pub mod units;

@@ -1,9 +1,9 @@
 //! Nearest suitable units: the ranking policy.
 //!
-//! Candidates come from the unit R-tree nearest-first (by indexed position, see
-//! `units`); ranking uses great-circle metres from each unit's latest fix. The
-//! walk stops when no unindexed drift could bring a further unit closer than the
-//! k-th pick, or past `max_distance_m`.
+//! Candidates come from the spatial index cell by cell, nearest cell first (see
+//! `grid`); ranking uses great-circle metres from each unit's latest fix. The
+//! walk stops when the next cell cannot hold anything closer than the k-th
+//! pick, or lies past `max_distance_m`.
 
 use crate::Millis;
 use crate::geometry::{LonLat, chord_for_arc_m};
@@ -71,50 +71,65 @@ pub struct Recommendation {
     pub excluded: Vec<ExcludedUnit>,
 }
 
-/// Why `record` may not be recommended for `query`, if it may not.
+/// Why `record` may not be recommended for `query`, if it may not. Cheap: no
+/// allocation, it runs for every unit a query examines.
 fn exclusion(
     index: &UnitIndex,
     record: &UnitRecord,
     query: &UnitQuery,
     now: Millis,
-) -> Option<(ExclusionReason, String)> {
+) -> Option<ExclusionReason> {
     match index.effective_status(record, now) {
         UnitStatus::Available => {}
-        UnitStatus::Offline => {
-            let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
-            return Some((
-                ExclusionReason::Offline,
-                format!("offline: last fix {age_s} s ago"),
-            ));
+        UnitStatus::Offline => return Some(ExclusionReason::Offline),
+        UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene => {
+            return Some(ExclusionReason::Assigned);
         }
-        status @ (UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene) => {
-            let incident = record.incident_id.as_deref().unwrap_or("?");
-            return Some((
-                ExclusionReason::Assigned,
-                format!("{} for incident {incident}", status.as_str()),
-            ));
-        }
-        status @ (UnitStatus::Busy | UnitStatus::OffDuty) => {
-            return Some((ExclusionReason::NotAvailable, status.as_str().to_string()));
-        }
+        UnitStatus::Busy | UnitStatus::OffDuty => return Some(ExclusionReason::NotAvailable),
     }
     if !query.kinds.is_empty() && !query.kinds.contains(&record.profile.kind) {
-        return Some((
-            ExclusionReason::WrongKind,
-            format!("kind {} not requested", record.profile.kind.as_str()),
-        ));
+        return Some(ExclusionReason::WrongKind);
     }
-    if let Some(missing) = query
+    if !query
         .required_capabilities
         .iter()
-        .find(|c| !record.profile.capabilities.contains(c))
+        .all(|c| record.profile.capabilities.contains(c))
     {
-        return Some((
-            ExclusionReason::MissingCapability,
-            format!("lacks capability {missing:?}"),
-        ));
+        return Some(ExclusionReason::MissingCapability);
     }
     None
+}
+
+/// The operator-facing explanation of an exclusion.
+fn exclusion_detail(
+    index: &UnitIndex,
+    record: &UnitRecord,
+    reason: ExclusionReason,
+    query: &UnitQuery,
+    now: Millis,
+) -> String {
+    match reason {
+        ExclusionReason::Offline => {
+            let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
+            format!("offline: last fix {age_s} s ago")
+        }
+        ExclusionReason::Assigned => format!(
+            "{} for incident {}",
+            index.effective_status(record, now).as_str(),
+            record.incident_id.as_deref().unwrap_or("?")
+        ),
+        ExclusionReason::NotAvailable => index.effective_status(record, now).as_str().to_string(),
+        ExclusionReason::WrongKind => {
+            format!("kind {} not requested", record.profile.kind.as_str())
+        }
+        ExclusionReason::MissingCapability => {
+            let missing = query
+                .required_capabilities
+                .iter()
+                .find(|c| !record.profile.capabilities.contains(c));
+            format!("lacks capability {:?}", missing.map_or("", |c| c.as_str()))
+        }
+    }
 }
 
 /// The k nearest suitable units to `target`, by great-circle distance.
@@ -129,7 +144,7 @@ pub fn recommend_units(
     let max_chord = query.max_distance_m.map(chord_for_arc_m);
     // (true chord, slot), kept sorted, at most k long.
     let mut picks: Vec<(f64, u32)> = Vec::with_capacity(k + 1);
-    let mut excluded: Vec<(f64, u32, ExclusionReason, String)> = Vec::new();
+    let mut excluded: Vec<(f64, u32, ExclusionReason)> = Vec::new();
     for (slot, lower, chord) in index.nearest_candidates(&query_xyz) {
         if picks.len() == k && lower > picks[k - 1].0 {
             break;
@@ -149,10 +164,10 @@ pub fn recommend_units(
                     picks.truncate(k);
                 }
             }
-            Some((reason, detail)) => {
+            Some(reason) => {
                 let at = excluded.partition_point(|(c, ..)| *c < chord);
                 if at < MAX_EXCLUSIONS {
-                    excluded.insert(at, (chord, slot, reason, detail));
+                    excluded.insert(at, (chord, slot, reason));
                     excluded.truncate(MAX_EXCLUSIONS);
                 }
             }
@@ -195,8 +210,9 @@ pub fn recommend_units(
         .collect();
     let excluded = excluded
         .into_iter()
-        .map(|(_, slot, reason, detail)| {
+        .map(|(_, slot, reason)| {
             let record = index.record(slot);
+            let detail = exclusion_detail(index, record, reason, query, now);
             ExcludedUnit {
                 unit_id: record.profile.id.clone(),
                 call_sign: record.profile.call_sign.clone(),

@@ -1,23 +1,22 @@
-//! Units, pings and the unit index: a dense record table, an id map and an R-tree,
-//! changed together only through [`UnitIndex`]'s methods.
+//! Units, pings and the unit index: a dense record table, an id table and the
+//! spatial index (an R-tree over occupied cells, see `grid`), changed together
+//! only through [`UnitIndex`]'s methods.
 //!
-//! **Index slack.** The R-tree holds each unit at the position it had when it was
-//! last *indexed*, not at its latest fix. A ping only touches the tree when the
-//! unit has drifted more than `slack_m` from its indexed position (a remove plus
-//! an insert); otherwise it just overwrites the fix in the record table. A patrol
-//! car pinging every second moves the tree once every few pings, a foot officer
-//! once a minute. Queries stay exact: a unit's true chord distance to a query is
-//! at least its indexed chord distance minus the slack (triangle inequality), so
-//! a nearest search walks the tree in indexed order and stops once that lower
-//! bound exceeds the k-th best true distance (see `recommend`).
+//! A ping overwrites the unit's fix and, only when the unit crosses a cell
+//! border, moves its slot from one cell's list to another's. Queries read the
+//! compact `hot` table (position vector and cell per slot) and touch a unit's
+//! full record only for the candidates they examine.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
-use rstar::{AABB, PointDistance, RTree, RTreeObject};
+use hashbrown::DefaultHashBuilder;
+use hashbrown::HashTable;
 
 use crate::Millis;
 use crate::error::{Error, validate_id};
-use crate::geometry::{BoundingBox, LonLat, chord_for_arc_m, chord_m};
+use crate::geometry::{BoundingBox, LonLat, chord_m};
+use crate::grid::{CellGrid, NO_CELL};
 use crate::incidents::Order;
 
 /// What a unit is: it decides who is suitable and how fast they get there.
@@ -180,9 +179,9 @@ pub struct UnitIndexConfig {
     pub offline_after_ms: Millis,
     /// How far in the future a fix time may be (clock skew), milliseconds.
     pub future_tolerance_ms: Millis,
-    /// How far a unit may drift from its indexed position before the R-tree is
-    /// updated, metres. 0 updates the tree on every move.
-    pub slack_m: f64,
+    /// Side of the spatial index's cells, metres. Smaller cells mean fewer
+    /// units examined per query, more cell changes per move.
+    pub cell_size_m: f64,
 }
 
 impl Default for UnitIndexConfig {
@@ -190,34 +189,21 @@ impl Default for UnitIndexConfig {
         Self {
             offline_after_ms: 120_000,
             future_tolerance_ms: 5_000,
-            slack_m: 25.0,
+            cell_size_m: 150.0,
         }
     }
 }
 
-/// An R-tree entry: the unit's indexed position (3-D, metres) and its slot.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct IndexedPoint {
+/// Per slot, what queries and ingest read most: kept apart from the records so
+/// a query's scan stays in a few cache lines per unit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hot {
+    /// Current fix as a vector from the Earth's centre, metres.
     pub xyz: [f64; 3],
-    pub slot: u32,
-}
-
-impl RTreeObject for IndexedPoint {
-    type Envelope = AABB<[f64; 3]>;
-    fn envelope(&self) -> Self::Envelope {
-        AABB::from_point(self.xyz)
-    }
-}
-
-impl PointDistance for IndexedPoint {
-    fn distance_2(&self, point: &[f64; 3]) -> f64 {
-        let (dx, dy, dz) = (
-            self.xyz[0] - point[0],
-            self.xyz[1] - point[1],
-            self.xyz[2] - point[2],
-        );
-        dx * dx + dy * dy + dz * dz
-    }
+    /// The unit's cell, or `NO_CELL` before its first fix.
+    pub cell: u32,
+    /// Its index in that cell's list.
+    pub pos_in_cell: u32,
 }
 
 /// Everything held per unit.
@@ -226,28 +212,26 @@ pub(crate) struct UnitRecord {
     pub profile: UnitProfile,
     /// Stored status (never `Offline`).
     pub status: UnitStatus,
-    pub incident_id: Option<String>,
-    /// The order that assigned the unit to `incident_id`.
-    pub order: Option<Box<Order>>,
-    pub fix: Option<Fix>,
-    /// Current fix as a 3-D vector (metres), kept to avoid recomputing it.
-    pub xyz: [f64; 3],
-    /// Where the R-tree holds this unit, if it is in the tree.
-    pub indexed: Option<[f64; 3]>,
     /// Moved since the last `take_moved`.
     pub moved: bool,
     /// The stream was told this unit went offline.
     pub offline_reported: bool,
+    pub incident_id: Option<String>,
+    /// The order that assigned the unit to `incident_id`.
+    pub order: Option<Box<Order>>,
+    pub fix: Option<Fix>,
 }
 
 /// The unit registry and its spatial index, kept in step through one door.
 #[derive(Debug)]
 pub struct UnitIndex {
     config: UnitIndexConfig,
-    slack_chord_m: f64,
     records: Vec<UnitRecord>,
-    by_id: HashMap<String, u32>,
-    tree: RTree<IndexedPoint>,
+    hot: Vec<Hot>,
+    /// Slots, hashed by their unit's id (the id itself lives in the record).
+    ids: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    grid: CellGrid,
     moved: Vec<u32>,
 }
 
@@ -255,10 +239,11 @@ impl UnitIndex {
     pub fn new(config: UnitIndexConfig) -> Self {
         Self {
             config,
-            slack_chord_m: chord_for_arc_m(config.slack_m.max(0.0)),
             records: Vec::new(),
-            by_id: HashMap::new(),
-            tree: RTree::new(),
+            hot: Vec::new(),
+            ids: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            grid: CellGrid::new(config.cell_size_m),
             moved: Vec::new(),
         }
     }
@@ -275,9 +260,21 @@ impl UnitIndex {
         self.records.is_empty()
     }
 
-    /// Units in the R-tree (those with a fix).
+    /// Units in the spatial index (those with a fix).
     pub fn indexed_len(&self) -> usize {
-        self.tree.size()
+        self.hot.iter().filter(|h| h.cell != NO_CELL).count()
+    }
+
+    /// Cells the spatial index has created.
+    pub fn cell_count(&self) -> usize {
+        self.grid.cell_count()
+    }
+
+    fn find(&self, id: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        self.ids
+            .find(hash, |&slot| self.records[slot as usize].profile.id == id)
+            .copied()
     }
 
     /// Registers a unit or updates its profile. Returns the unit and whether it
@@ -294,25 +291,34 @@ impl UnitIndex {
         for cap in &profile.capabilities {
             validate_id("capabilities", cap)?;
         }
-        let created = match self.by_id.get(&profile.id) {
-            Some(&slot) => {
+        let created = match self.find(&profile.id) {
+            Some(slot) => {
                 self.records[slot as usize].profile = profile.clone();
                 false
             }
             None => {
                 let slot = u32::try_from(self.records.len())
-                    .map_err(|_| Error::FailedPrecondition("unit table is full".into()))?;
-                self.by_id.insert(profile.id.clone(), slot);
+                    .ok()
+                    .filter(|s| *s != u32::MAX)
+                    .ok_or_else(|| Error::FailedPrecondition("unit table is full".into()))?;
+                let hash = self.hasher.hash_one(profile.id.as_str());
+                let (records, hasher) = (&self.records, &self.hasher);
+                self.ids.insert_unique(hash, slot, |&s| {
+                    hasher.hash_one(records[s as usize].profile.id.as_str())
+                });
                 self.records.push(UnitRecord {
                     profile: profile.clone(),
                     status: UnitStatus::Available,
+                    moved: false,
+                    offline_reported: true,
                     incident_id: None,
                     order: None,
                     fix: None,
+                });
+                self.hot.push(Hot {
                     xyz: [0.0; 3],
-                    indexed: None,
-                    moved: false,
-                    offline_reported: true,
+                    cell: NO_CELL,
+                    pos_in_cell: 0,
                 });
                 true
             }
@@ -322,10 +328,12 @@ impl UnitIndex {
     }
 
     pub(crate) fn slot(&self, id: &str) -> Result<u32, Error> {
-        self.by_id
-            .get(id)
-            .copied()
-            .ok_or_else(|| Error::not_found("unit", id))
+        self.find(id).ok_or_else(|| Error::not_found("unit", id))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hot(&self, slot: u32) -> &Hot {
+        &self.hot[slot as usize]
     }
 
     pub(crate) fn record(&self, slot: u32) -> &UnitRecord {
@@ -337,7 +345,7 @@ impl UnitIndex {
     }
 
     /// Applies one ping. Validation never changes anything; an accepted ping
-    /// moves the unit and, past the slack, its R-tree entry.
+    /// moves the unit, and its cell when it crosses a cell border.
     pub fn apply_ping(
         &mut self,
         ping: &Ping<'_>,
@@ -364,10 +372,7 @@ impl UnitIndex {
         check_motion("speed_mps", ping.speed_mps, 0.0, 200.0)?;
         check_motion("heading_deg", ping.heading_deg, 0.0, 360.0)?;
         check_motion("accuracy_m", ping.accuracy_m, 0.0, 100_000.0)?;
-        let slot = *self
-            .by_id
-            .get(ping.unit_id)
-            .ok_or(PingRejection::UnknownUnit)?;
+        let slot = self.find(ping.unit_id).ok_or(PingRejection::UnknownUnit)?;
         let record = &mut self.records[slot as usize];
         if let Some(held) = record.fix {
             if ping.time < held.time {
@@ -380,7 +385,6 @@ impl UnitIndex {
                 return Ok(PingOutcome::Duplicate);
             }
         }
-        let xyz = ping.at.to_xyz();
         record.fix = Some(Fix {
             at: ping.at,
             time: ping.time,
@@ -388,24 +392,38 @@ impl UnitIndex {
             heading_deg: ping.heading_deg,
             accuracy_m: ping.accuracy_m,
         });
-        record.xyz = xyz;
         if !record.moved {
             record.moved = true;
             self.moved.push(slot);
         }
-        match record.indexed {
-            Some(old) if chord_m(&old, &xyz) <= self.slack_chord_m => {}
-            Some(old) => {
-                record.indexed = Some(xyz);
-                self.tree.remove(&IndexedPoint { xyz: old, slot });
-                self.tree.insert(IndexedPoint { xyz, slot });
-            }
-            None => {
-                record.indexed = Some(xyz);
-                self.tree.insert(IndexedPoint { xyz, slot });
+        self.hot[slot as usize].xyz = ping.at.to_xyz();
+        self.place(slot, &ping.at);
+        Ok(PingOutcome::Moved)
+    }
+
+    /// Puts `slot` in the cell of `at`, leaving its old cell if that differs.
+    fn place(&mut self, slot: u32, at: &LonLat) {
+        let target = self.grid.cell_for(self.grid.key(at));
+        let Hot {
+            cell: old,
+            pos_in_cell,
+            ..
+        } = self.hot[slot as usize];
+        if old == target {
+            return;
+        }
+        if old != NO_CELL {
+            let units = &mut self.grid.cell_mut(old).units;
+            units.swap_remove(pos_in_cell as usize);
+            if let Some(&moved_in) = units.get(pos_in_cell as usize) {
+                self.hot[moved_in as usize].pos_in_cell = pos_in_cell;
             }
         }
-        Ok(PingOutcome::Moved)
+        let units = &mut self.grid.cell_mut(target).units;
+        let hot = &mut self.hot[slot as usize];
+        hot.cell = target;
+        hot.pos_in_cell = units.len() as u32;
+        units.push(slot);
     }
 
     /// Status as callers see it: stored status, or `Offline` when the last fix
@@ -509,19 +527,24 @@ impl UnitIndex {
         counts
     }
 
-    /// Walks the R-tree nearest-first by *indexed* position, yielding the slot,
-    /// a lower bound on its true chord distance to `query_xyz` (metres) and its
-    /// true chord distance.
+    /// Units cell by cell, nearest cell first: yields each unit's slot, a lower
+    /// bound (metres) on the chord from `query_xyz` to every unit of its cell
+    /// and of all later cells, and the unit's true chord. Callers stop once the
+    /// bound exceeds what they need.
     pub(crate) fn nearest_candidates<'a>(
         &'a self,
         query_xyz: &'a [f64; 3],
     ) -> impl Iterator<Item = (u32, f64, f64)> + 'a {
-        self.tree
-            .nearest_neighbor_iter_with_distance_2(query_xyz)
-            .map(move |(point, indexed_d2)| {
-                let lower = indexed_d2.sqrt() - self.slack_chord_m;
-                let record = &self.records[point.slot as usize];
-                (point.slot, lower, chord_m(&record.xyz, query_xyz))
+        self.grid
+            .nearest_cells(query_xyz)
+            .flat_map(move |(cell, lower)| {
+                self.grid.cell(cell).units.iter().map(move |&slot| {
+                    (
+                        slot,
+                        lower,
+                        chord_m(&self.hot[slot as usize].xyz, query_xyz),
+                    )
+                })
             })
     }
 }
@@ -632,31 +655,37 @@ mod tests {
     }
 
     #[test]
-    fn tree_follows_units_past_the_slack() {
+    fn units_change_cell_only_across_cell_borders() {
         let mut idx = UnitIndex::new(UnitIndexConfig {
-            slack_m: 50.0,
+            cell_size_m: 100.0,
             ..Default::default()
         });
         let now = 10_000;
-        idx.register(profile("u1", UnitKind::Foot), now).unwrap();
+        for id in ["u1", "u2", "u3"] {
+            idx.register(profile(id, UnitKind::Foot), now).unwrap();
+        }
         let start = LonLat::new(24.94, 60.17);
-        idx.apply_ping(&ping("u1", 1, start.lon, start.lat), now)
+        for (t, id) in ["u1", "u2", "u3"].iter().enumerate() {
+            idx.apply_ping(&ping(id, 1 + t as i64, start.lon, start.lat), now)
+                .unwrap();
+        }
+        let cell = idx.hot(0).cell;
+        assert_eq!(idx.cell_count(), 1);
+        assert!((0..3).all(|s| idx.hot(s).cell == cell));
+        // u1 leaves: u3 takes its place in the cell's list
+        let far = start.destination(90.0, 1_000.0);
+        idx.apply_ping(&ping("u1", 10, far.lon, far.lat), now)
             .unwrap();
-        let first = idx.record(0).indexed.unwrap();
-        let near = start.destination(90.0, 30.0);
-        idx.apply_ping(&ping("u1", 2, near.lon, near.lat), now)
-            .unwrap();
-        assert_eq!(
-            idx.record(0).indexed.unwrap(),
-            first,
-            "within slack: tree untouched"
-        );
-        let far = start.destination(90.0, 80.0);
-        idx.apply_ping(&ping("u1", 3, far.lon, far.lat), now)
-            .unwrap();
-        assert_eq!(idx.record(0).indexed.unwrap(), far.to_xyz());
-        assert_eq!(idx.indexed_len(), 1);
-        assert_eq!(idx.take_moved().len(), 1);
+        assert_ne!(idx.hot(0).cell, cell);
+        assert_eq!(idx.cell_count(), 2);
+        let units = &idx.grid.cell(cell).units;
+        assert_eq!(units.len(), 2);
+        for (pos, &slot) in units.iter().enumerate() {
+            assert_eq!(idx.hot(slot).pos_in_cell as usize, pos);
+            assert_eq!(idx.hot(slot).cell, cell);
+        }
+        assert_eq!(idx.indexed_len(), 3);
+        assert_eq!(idx.take_moved().len(), 3);
         assert!(idx.take_moved().is_empty());
     }
 

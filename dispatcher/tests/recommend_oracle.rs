@@ -1,5 +1,5 @@
 //! `recommend` against brute force: over random cities, random statuses, stale
-//! fixes and random moves (which exercise the R-tree slack), the recommended
+//! fixes and random moves (which move units between cells of several sizes), the recommended
 //! units are exactly the k nearest eligible ones by haversine.
 
 use patrol_dispatcher::*;
@@ -41,10 +41,10 @@ fn unit_strategy() -> impl Strategy<Value = SimUnit> {
         })
 }
 
-fn build(units: &[SimUnit], slack_m: f64) -> Dispatcher {
+fn build(units: &[SimUnit], cell_size_m: f64) -> Dispatcher {
     let mut d = Dispatcher::new(DispatcherConfig {
         units: UnitIndexConfig {
-            slack_m,
+            cell_size_m,
             ..Default::default()
         },
         ..Default::default()
@@ -127,9 +127,9 @@ proptest! {
         kinds in prop::collection::vec(kind_strategy(), 0..2),
         medic in any::<bool>(),
         max_distance in prop::option::of(500.0f64..8000.0),
-        slack_m in prop_oneof![Just(0.0), Just(25.0), Just(2000.0)],
+        cell_size_m in prop_oneof![Just(10.0), Just(150.0), Just(5000.0)],
     ) {
-        let d = build(&units, slack_m);
+        let d = build(&units, cell_size_m);
         let target = LonLat::new(target.0, target.1);
         let query = UnitQuery {
             k,

@@ -38,8 +38,8 @@ pub struct UnitsConfig {
     pub offline_after_ms: i64,
     /// Fix times may be this far in the future (clock skew), milliseconds.
     pub future_tolerance_ms: i64,
-    /// Drift allowed before a unit's R-tree entry moves, metres.
-    pub index_slack_m: f64,
+    /// Side of the spatial index's grid cells, metres.
+    pub cell_size_m: f64,
     /// How often units are checked for going offline, milliseconds.
     pub offline_sweep_ms: u64,
 }
@@ -97,7 +97,7 @@ impl Default for UnitsConfig {
         Self {
             offline_after_ms: 120_000,
             future_tolerance_ms: 5_000,
-            index_slack_m: 25.0,
+            cell_size_m: 150.0,
             offline_sweep_ms: 1_000,
         }
     }
@@ -180,8 +180,9 @@ impl Config {
             "units.future_tolerance_ms must be >= 0"
         );
         anyhow::ensure!(
-            self.units.index_slack_m.is_finite() && self.units.index_slack_m >= 0.0,
-            "units.index_slack_m must be >= 0"
+            self.units.cell_size_m.is_finite()
+                && (1.0..=1_000_000.0).contains(&self.units.cell_size_m),
+            "units.cell_size_m must be in 1..=1000000"
         );
         anyhow::ensure!(
             self.units.offline_sweep_ms >= 1,
@@ -208,7 +209,7 @@ impl Config {
             units: patrol_dispatcher::UnitIndexConfig {
                 offline_after_ms: self.units.offline_after_ms,
                 future_tolerance_ms: self.units.future_tolerance_ms,
-                slack_m: self.units.index_slack_m,
+                cell_size_m: self.units.cell_size_m,
             },
             alerts: patrol_dispatcher::AlertPolicy {
                 min_confidence: self.alerts.min_confidence,

@@ -6,8 +6,8 @@
 //! are appended to the log ([`Hub::commit`]); so the log order is the order of
 //! changes, and a snapshot taken under the core lock is exactly "everything up
 //! to seq N". Ping batches take the lock once per batch, not once per ping, and
-//! only touch the R-tree past the index slack, so the critical section is a few
-//! hundred nanoseconds per ping. Positions are not logged per ping: a ticker
+//! a ping touches the spatial index only when its unit crosses a grid-cell
+//! border, so the critical section is a few hundred nanoseconds per ping. Positions are not logged per ping: a ticker
 //! drains the moved units once per `position_interval` into `PositionBatch`
 //! events (coalesced per unit). The log has its own `RwLock`, taken for writing
 //! only while the core lock is held (lock order: core, then log, then orders);
