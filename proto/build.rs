@@ -2,9 +2,11 @@
 //! generates prost messages and tonic client/server stubs. The encoded descriptor
 //! set is written beside them for gRPC server reflection.
 //!
-//! A second pass generates one more server stub for `CommandRoom` whose stream
-//! item is `EncodedWatchEvent` (bytes encoded once, shared by every subscriber)
-//! instead of `WatchEvent`. On the wire the two are identical.
+//! A second pass generates server stubs for `CommandRoom` and `UnitService` over
+//! two hand-written message types that are identical on the wire: the Watch
+//! stream's `EncodedWatchEvent` (bytes encoded once, shared by every
+//! subscriber) and the ping stream's `PingBatch` (pings kept as zero-copy byte
+//! slices and parsed without allocating).
 
 use prost::Message;
 
@@ -21,7 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut command_room_only = fds;
     for file in &mut command_room_only.file {
-        file.service.retain(|s| s.name() == "CommandRoom");
+        file.service
+            .retain(|s| s.name() == "CommandRoom" || s.name() == "UnitService");
     }
     let shared_dir = out_dir.join("shared");
     std::fs::create_dir_all(&shared_dir)?;
@@ -30,6 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .extern_path(".patrol.v1", "crate::v1")
         .extern_path(".patrol.v1.WatchEvent", "crate::shared::EncodedWatchEvent")
+        .extern_path(
+            ".patrol.v1.ReportPositionsRequest",
+            "crate::shared::PingBatch",
+        )
         .out_dir(&shared_dir)
         .compile_fds(command_room_only)?;
     Ok(())

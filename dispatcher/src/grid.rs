@@ -16,8 +16,7 @@
 //! tree's box distance is a lower bound on the chord to any unit in the cell,
 //! and chord order is great-circle order.
 
-use std::collections::HashMap;
-
+use hashbrown::HashMap;
 use rstar::{AABB, PointDistance, RTree, RTreeObject};
 
 use crate::geometry::{EARTH_RADIUS_M, LonLat};
@@ -45,9 +44,11 @@ impl PointDistance for CellEntry {
     }
 }
 
-/// One cell: the slots of the units inside it, in no particular order.
-#[derive(Debug, Default)]
+/// One cell: its key and the slots of the units inside it, in no particular
+/// order.
+#[derive(Debug)]
 pub(crate) struct Cell {
+    pub key: (i32, i32),
     pub units: Vec<u32>,
 }
 
@@ -68,7 +69,7 @@ impl CellGrid {
         Self {
             row_deg: (cell_m / EARTH_RADIUS_M).to_degrees(),
             cells: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             tree: RTree::new(),
         }
     }
@@ -102,7 +103,10 @@ impl CellGrid {
             return cell;
         }
         let cell = self.cells.len() as u32;
-        self.cells.push(Cell::default());
+        self.cells.push(Cell {
+            key,
+            units: Vec::new(),
+        });
         self.by_key.insert(key, cell);
         self.tree.insert(CellEntry {
             envelope: self.envelope(key),

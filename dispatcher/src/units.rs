@@ -228,8 +228,13 @@ pub struct UnitIndex {
     config: UnitIndexConfig,
     records: Vec<UnitRecord>,
     hot: Vec<Hot>,
-    /// Slots, hashed by their unit's id (the id itself lives in the record).
+    /// Slots, hashed by their unit's id.
     ids: HashTable<u32>,
+    /// Every id's bytes, back to back, and each slot's (start, len) in it: the
+    /// id table compares against this dense copy instead of chasing each
+    /// record's heap string, which kept ingest waiting on cache misses.
+    id_arena: Vec<u8>,
+    id_spans: Vec<(u32, u32)>,
     hasher: DefaultHashBuilder,
     grid: CellGrid,
     moved: Vec<u32>,
@@ -242,6 +247,8 @@ impl UnitIndex {
             records: Vec::new(),
             hot: Vec::new(),
             ids: HashTable::new(),
+            id_arena: Vec::new(),
+            id_spans: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             grid: CellGrid::new(config.cell_size_m),
             moved: Vec::new(),
@@ -270,10 +277,15 @@ impl UnitIndex {
         self.grid.cell_count()
     }
 
+    fn id_bytes(&self, slot: u32) -> &[u8] {
+        let (start, len) = self.id_spans[slot as usize];
+        &self.id_arena[start as usize..(start + len) as usize]
+    }
+
     fn find(&self, id: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(id);
+        let hash = self.hasher.hash_one(id.as_bytes());
         self.ids
-            .find(hash, |&slot| self.records[slot as usize].profile.id == id)
+            .find(hash, |&slot| self.id_bytes(slot) == id.as_bytes())
             .copied()
     }
 
@@ -301,10 +313,15 @@ impl UnitIndex {
                     .ok()
                     .filter(|s| *s != u32::MAX)
                     .ok_or_else(|| Error::FailedPrecondition("unit table is full".into()))?;
-                let hash = self.hasher.hash_one(profile.id.as_str());
-                let (records, hasher) = (&self.records, &self.hasher);
+                let start = u32::try_from(self.id_arena.len())
+                    .map_err(|_| Error::FailedPrecondition("unit id table is full".into()))?;
+                self.id_arena.extend_from_slice(profile.id.as_bytes());
+                self.id_spans.push((start, profile.id.len() as u32));
+                let hash = self.hasher.hash_one(profile.id.as_bytes());
+                let (arena, spans, hasher) = (&self.id_arena, &self.id_spans, &self.hasher);
                 self.ids.insert_unique(hash, slot, |&s| {
-                    hasher.hash_one(records[s as usize].profile.id.as_str())
+                    let (start, len) = spans[s as usize];
+                    hasher.hash_one(&arena[start as usize..(start + len) as usize])
                 });
                 self.records.push(UnitRecord {
                     profile: profile.clone(),
@@ -403,15 +420,17 @@ impl UnitIndex {
 
     /// Puts `slot` in the cell of `at`, leaving its old cell if that differs.
     fn place(&mut self, slot: u32, at: &LonLat) {
-        let target = self.grid.cell_for(self.grid.key(at));
+        let key = self.grid.key(at);
         let Hot {
             cell: old,
             pos_in_cell,
             ..
         } = self.hot[slot as usize];
-        if old == target {
+        // Most pings stay in their cell: no lookup at all.
+        if old != NO_CELL && self.grid.cell(old).key == key {
             return;
         }
+        let target = self.grid.cell_for(key);
         if old != NO_CELL {
             let units = &mut self.grid.cell_mut(old).units;
             units.swap_remove(pos_in_cell as usize);

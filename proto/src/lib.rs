@@ -6,8 +6,9 @@
 //!
 //! # Layout
 //! - [`v1`]: messages, enums, `*_client` and `*_server` modules.
-//! - [`shared`]: a `CommandRoom` server stub that streams pre-encoded events, so
-//!   the server encodes each event once however many operators watch it.
+//! - [`shared`]: server stubs over wire-identical types for the two hot paths:
+//!   `CommandRoom` streams pre-encoded events (encoded once however many
+//!   operators watch), `UnitService` reads ping batches without allocating.
 
 /// Messages, enums, `*_client` and `*_server` modules of `patrol.v1`.
 pub mod v1 {
@@ -18,10 +19,11 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/patrol_descriptor.bin"));
 }
 
-/// The `CommandRoom` server over pre-encoded [`EncodedWatchEvent`]s.
+/// `CommandRoom` and `UnitService` servers over [`EncodedWatchEvent`] and
+/// [`PingBatch`].
 pub mod shared {
     use prost::bytes::{Buf, BufMut, Bytes};
-    use prost::encoding::{DecodeContext, WireType, skip_field};
+    use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 
     include!(concat!(env!("OUT_DIR"), "/shared/patrol.v1.rs"));
 
@@ -62,6 +64,131 @@ pub mod shared {
         }
     }
 
+    /// A `patrol.v1.ReportPositionsRequest` as received: each ping is a
+    /// zero-copy slice of the request buffer, parsed on use by [`parse_ping`].
+    /// Decoding never fails on a bad ping, so one bad ping rejects only itself.
+    /// It is only ever received: encoding it writes the pings back verbatim.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct PingBatch {
+        pub pings: Vec<Bytes>,
+    }
+
+    impl prost::Message for PingBatch {
+        fn encode_raw(&self, buf: &mut impl BufMut) {
+            for ping in &self.pings {
+                prost::encoding::bytes::encode(1, ping, buf);
+            }
+        }
+
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: WireType,
+            buf: &mut impl Buf,
+            ctx: DecodeContext,
+        ) -> Result<(), prost::DecodeError> {
+            if tag == 1 {
+                // Zero-copy: the tonic decode buffer hands out a slice of itself.
+                let mut ping = Bytes::new();
+                prost::encoding::bytes::merge(wire_type, &mut ping, buf, ctx)?;
+                self.pings.push(ping);
+                Ok(())
+            } else {
+                skip_field(wire_type, tag, buf, ctx)
+            }
+        }
+
+        fn encoded_len(&self) -> usize {
+            self.pings
+                .iter()
+                .map(|p| prost::encoding::bytes::encoded_len(1, p))
+                .sum()
+        }
+
+        fn clear(&mut self) {
+            self.pings.clear();
+        }
+    }
+
+    /// One ping read in place: `unit_id` borrows the request buffer.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct PingView<'a> {
+        pub unit_id: &'a str,
+        pub fix_time_unix_ms: i64,
+        pub lon: f64,
+        pub lat: f64,
+        pub speed_mps: Option<f32>,
+        pub heading_deg: Option<f32>,
+        pub accuracy_m: Option<f32>,
+    }
+
+    /// Why a ping's bytes are not a `patrol.v1.Ping`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum PingParseError {
+        /// The bytes are not a protobuf message of the expected shape.
+        Malformed(String),
+        /// `unit_id` is not UTF-8.
+        UnitIdNotUtf8,
+    }
+
+    /// Parses one `patrol.v1.Ping` (fields as in `patrol.proto`) without
+    /// allocating. Unknown fields are skipped, as protobuf requires.
+    pub fn parse_ping(mut buf: &[u8]) -> Result<PingView<'_>, PingParseError> {
+        let malformed = |e: prost::DecodeError| PingParseError::Malformed(e.to_string());
+        let mut ping = PingView {
+            unit_id: "",
+            fix_time_unix_ms: 0,
+            lon: 0.0,
+            lat: 0.0,
+            speed_mps: None,
+            heading_deg: None,
+            accuracy_m: None,
+        };
+        let fixed32 = |buf: &mut &[u8]| -> Result<f32, PingParseError> {
+            if buf.len() < 4 {
+                return Err(PingParseError::Malformed("truncated float".into()));
+            }
+            Ok(buf.get_f32_le())
+        };
+        let fixed64 = |buf: &mut &[u8]| -> Result<f64, PingParseError> {
+            if buf.len() < 8 {
+                return Err(PingParseError::Malformed("truncated double".into()));
+            }
+            Ok(buf.get_f64_le())
+        };
+        while !buf.is_empty() {
+            let (tag, wire_type) = decode_key(&mut buf).map_err(malformed)?;
+            match (tag, wire_type) {
+                (1, WireType::LengthDelimited) => {
+                    let len = decode_varint(&mut buf).map_err(malformed)? as usize;
+                    if len > buf.len() {
+                        return Err(PingParseError::Malformed("truncated unit_id".into()));
+                    }
+                    let (id, rest) = buf.split_at(len);
+                    ping.unit_id =
+                        std::str::from_utf8(id).map_err(|_| PingParseError::UnitIdNotUtf8)?;
+                    buf = rest;
+                }
+                (2, WireType::Varint) => {
+                    ping.fix_time_unix_ms = decode_varint(&mut buf).map_err(malformed)? as i64
+                }
+                (3, WireType::SixtyFourBit) => ping.lon = fixed64(&mut buf)?,
+                (4, WireType::SixtyFourBit) => ping.lat = fixed64(&mut buf)?,
+                (5, WireType::ThirtyTwoBit) => ping.speed_mps = Some(fixed32(&mut buf)?),
+                (6, WireType::ThirtyTwoBit) => ping.heading_deg = Some(fixed32(&mut buf)?),
+                (7, WireType::ThirtyTwoBit) => ping.accuracy_m = Some(fixed32(&mut buf)?),
+                (1..=7, _) => {
+                    return Err(PingParseError::Malformed(format!(
+                        "field {tag} has wire type {wire_type:?}"
+                    )));
+                }
+                _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())
+                    .map_err(malformed)?,
+            }
+        }
+        Ok(ping)
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -81,6 +208,68 @@ pub mod shared {
             let decoded = crate::v1::WatchEvent::decode(shared.encode_to_vec().as_slice()).unwrap();
             assert_eq!(decoded, event);
             assert_eq!(shared.encoded_len(), event.encoded_len());
+        }
+
+        #[test]
+        fn ping_batches_parse_like_prost() {
+            use crate::v1::{Ping, ReportPositionsRequest};
+            let pings = vec![
+                Ping {
+                    unit_id: "car-1".into(),
+                    fix_time_unix_ms: 1_700_000_000_123,
+                    lon: 24.94,
+                    lat: 60.17,
+                    speed_mps: Some(8.5),
+                    heading_deg: Some(270.0),
+                    accuracy_m: None,
+                },
+                Ping {
+                    unit_id: "".into(),
+                    fix_time_unix_ms: -5,
+                    lon: f64::NAN,
+                    lat: -91.0,
+                    speed_mps: None,
+                    heading_deg: None,
+                    accuracy_m: Some(3.0),
+                },
+                Ping {
+                    unit_id: "ünit ✓".into(),
+                    ..Default::default()
+                },
+            ];
+            let wire = ReportPositionsRequest {
+                pings: pings.clone(),
+            }
+            .encode_to_vec();
+            let batch = PingBatch::decode(wire.as_slice()).unwrap();
+            assert_eq!(batch.pings.len(), 3);
+            for (raw, want) in batch.pings.iter().zip(&pings) {
+                let got = parse_ping(raw).unwrap();
+                assert_eq!(got.unit_id, want.unit_id);
+                assert_eq!(got.fix_time_unix_ms, want.fix_time_unix_ms);
+                assert_eq!(got.lon.to_bits(), want.lon.to_bits());
+                assert_eq!(got.lat, want.lat);
+                assert_eq!(
+                    (got.speed_mps, got.heading_deg, got.accuracy_m),
+                    (want.speed_mps, want.heading_deg, want.accuracy_m)
+                );
+            }
+            // re-encoding is byte-identical
+            assert_eq!(batch.encode_to_vec(), wire);
+            // a bad ping is an error for that ping only
+            assert_eq!(
+                parse_ping(&[0x0a, 0x02, 0xff, 0xfe]),
+                Err(PingParseError::UnitIdNotUtf8)
+            );
+            assert!(matches!(
+                parse_ping(&[0x19, 0x01]),
+                Err(PingParseError::Malformed(_))
+            ));
+            // unknown fields are skipped
+            assert_eq!(
+                parse_ping(&[0x50, 0x01, 0x0a, 0x01, b'x']).unwrap().unit_id,
+                "x"
+            );
         }
     }
 }

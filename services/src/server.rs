@@ -124,9 +124,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::unit_service_server::UnitServiceServer::new(
-            UnitApi::new(hub.clone()),
-        ))
+        .add_service(
+            patrol_proto::shared::unit_service_server::UnitServiceServer::new(UnitApi::new(
+                hub.clone(),
+            )),
+        )
         .add_service(pb::camera_service_server::CameraServiceServer::new(
             CameraApi::new(hub.clone()),
         ))

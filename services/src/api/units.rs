@@ -3,8 +3,9 @@ use std::sync::Arc;
 
 use patrol_dispatcher::PingOutcome;
 use patrol_dispatcher::error::validate_id;
+use patrol_proto::shared::unit_service_server::UnitService;
+use patrol_proto::shared::{PingBatch, PingParseError, parse_ping};
 use patrol_proto::v1 as pb;
-use pb::unit_service_server::UnitService;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,6 +29,26 @@ pub struct UnitApi {
 impl UnitApi {
     pub fn new(hub: Arc<Hub>) -> Self {
         Self { hub }
+    }
+}
+
+/// Counts a rejected ping and itemises it while there is room.
+fn reject(
+    reply: &mut pb::ReportPositionsResponse,
+    index: u64,
+    unit_id: &str,
+    reason: pb::PingRejectReason,
+    message: String,
+) {
+    metrics::counter!(m::PINGS_REJECTED, "reason" => reason.as_str_name()).increment(1);
+    reply.rejected += 1;
+    if reply.rejections.len() < MAX_ITEMISED_REJECTIONS {
+        reply.rejections.push(pb::PingRejection {
+            index,
+            unit_id: unit_id.chars().take(128).collect(),
+            reason: reason as i32,
+            message,
+        });
     }
 }
 
@@ -74,39 +95,63 @@ impl UnitService for UnitApi {
 
     async fn report_positions(
         &self,
-        request: Request<Streaming<pb::ReportPositionsRequest>>,
+        request: Request<Streaming<PingBatch>>,
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut reply = pb::ReportPositionsResponse::default();
         let mut index: u64 = 0;
         while let Some(batch) = stream.message().await? {
+            // Parse outside the lock; the views borrow the request buffer.
+            let pings: Vec<_> = batch.pings.iter().map(|raw| parse_ping(raw)).collect();
             let (mut accepted, mut duplicates) = (0u64, 0u64);
+            let mut rejected = Vec::new();
             {
                 let mut core = self.hub.core();
                 let now = now_ms();
-                for ping in &batch.pings {
-                    match core.apply_ping(&from_wire::ping(ping), now) {
+                for (i, ping) in pings.iter().enumerate() {
+                    let outcome = match ping {
+                        Ok(view) => core.apply_ping(&from_wire::ping(view), now),
+                        Err(_) => continue,
+                    };
+                    match outcome {
                         Ok(PingOutcome::Moved) => accepted += 1,
                         Ok(PingOutcome::Duplicate) => duplicates += 1,
-                        Err(rejection) => {
-                            let reason = to_wire::ping_reject_reason(&rejection);
-                            metrics::counter!(m::PINGS_REJECTED, "reason" => reason.as_str_name())
-                                .increment(1);
-                            reply.rejected += 1;
-                            if reply.rejections.len() < MAX_ITEMISED_REJECTIONS {
-                                reply.rejections.push(pb::PingRejection {
-                                    index,
-                                    unit_id: ping.unit_id.chars().take(128).collect(),
-                                    reason: reason as i32,
-                                    message: rejection.message(&ping.unit_id),
-                                });
-                            }
-                        }
+                        Err(rejection) => rejected.push((i, rejection)),
                     }
-                    index += 1;
                 }
                 self.hub.commit(&mut core);
             }
+            // Rejections are rare: explain them after the lock is released.
+            let malformed = pings
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.as_ref().err().map(|e| (i, e)));
+            for (i, error) in malformed {
+                let message = match error {
+                    PingParseError::UnitIdNotUtf8 => "unit_id is not valid UTF-8".to_string(),
+                    PingParseError::Malformed(why) => format!("not a valid Ping: {why}"),
+                };
+                reject(
+                    &mut reply,
+                    index + i as u64,
+                    "",
+                    pb::PingRejectReason::Malformed,
+                    message,
+                );
+            }
+            for (i, rejection) in rejected {
+                let unit_id = pings[i].as_ref().map_or("", |p| p.unit_id);
+                let reason = to_wire::ping_reject_reason(&rejection);
+                reject(
+                    &mut reply,
+                    index + i as u64,
+                    unit_id,
+                    reason,
+                    rejection.message(unit_id),
+                );
+            }
+            reply.rejections.sort_by_key(|r| r.index);
+            index += pings.len() as u64;
             reply.accepted += accepted;
             reply.duplicates += duplicates;
             metrics::counter!(m::PINGS_ACCEPTED).increment(accepted);

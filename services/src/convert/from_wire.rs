@@ -1,6 +1,7 @@
 //! Wire → domain.
 
 use patrol_dispatcher as d;
+use patrol_proto::shared::PingView;
 use patrol_proto::v1 as pb;
 use tonic::Status;
 
@@ -86,9 +87,9 @@ pub fn bbox(field: &str, b: Option<&pb::BoundingBox>) -> Result<Option<d::Boundi
 }
 
 /// A ping borrowed from the wire: no allocation on the ingest path.
-pub fn ping(p: &pb::Ping) -> d::Ping<'_> {
+pub fn ping<'a>(p: &PingView<'a>) -> d::Ping<'a> {
     d::Ping {
-        unit_id: &p.unit_id,
+        unit_id: p.unit_id,
         time: p.fix_time_unix_ms,
         at: d::LonLat::new(p.lon, p.lat),
         speed_mps: p.speed_mps,
