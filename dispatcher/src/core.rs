@@ -192,15 +192,13 @@ impl Dispatcher {
         ping: &Ping<'_>,
         now: Millis,
     ) -> Result<PingOutcome, PingRejection> {
-        let outcome = self.units.apply_ping(ping, now)?;
-        if outcome == PingOutcome::Moved {
-            let slot = self.units.slot(ping.unit_id).expect("ping was applied");
-            if self.units.record(slot).offline_reported
-                && self.units.effective_status(self.units.record(slot), now) != UnitStatus::Offline
-            {
-                self.units.record_mut(slot).offline_reported = false;
-                self.outbox.push(Event::Unit(self.units.view(slot, now)));
-            }
+        let (outcome, slot) = self.units.apply_ping_to_slot(ping, now)?;
+        if outcome == PingOutcome::Moved
+            && self.units.record(slot).offline_reported
+            && self.units.effective_status(self.units.record(slot), now) != UnitStatus::Offline
+        {
+            self.units.record_mut(slot).offline_reported = false;
+            self.outbox.push(Event::Unit(self.units.view(slot, now)));
         }
         Ok(outcome)
     }

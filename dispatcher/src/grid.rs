@@ -44,12 +44,25 @@ impl PointDistance for CellEntry {
     }
 }
 
-/// One cell: its key and the slots of the units inside it, in no particular
-/// order.
+/// One cell: where it lies and the slots of the units inside it, in no
+/// particular order.
 #[derive(Debug)]
 pub(crate) struct Cell {
-    pub key: (i32, i32),
+    /// (south, west) corner and (north, east) corner in degrees: lets a ping
+    /// that stays in its cell skip locating the cell at all.
+    south_west: LonLat,
+    north_east: LonLat,
     pub units: Vec<u32>,
+}
+
+impl Cell {
+    /// Whether `p` lies in this cell (half-open, like `CellGrid::key`).
+    pub fn contains(&self, p: &LonLat) -> bool {
+        p.lat >= self.south_west.lat
+            && p.lat < self.north_east.lat
+            && p.lon >= self.south_west.lon
+            && p.lon < self.north_east.lon
+    }
 }
 
 /// Cells and the R-tree over them.
@@ -103,8 +116,10 @@ impl CellGrid {
             return cell;
         }
         let cell = self.cells.len() as u32;
+        let (south_west, north_east) = self.bounds(key);
         self.cells.push(Cell {
-            key,
+            south_west,
+            north_east,
             units: Vec::new(),
         });
         self.by_key.insert(key, cell);
@@ -134,13 +149,20 @@ impl CellGrid {
             .map(|(entry, d2)| (entry.cell, d2.sqrt()))
     }
 
-    /// A 3-D box containing the cell's patch of the sphere.
-    fn envelope(&self, (row, col): (i32, i32)) -> AABB<[f64; 3]> {
+    /// The cell's (south-west, north-east) corners in degrees.
+    fn bounds(&self, (row, col): (i32, i32)) -> (LonLat, LonLat) {
         let lat0 = (-90.0 + row as f64 * self.row_deg).max(-90.0);
         let lat1 = (lat0 + self.row_deg).min(90.0);
         let width = 360.0 / self.columns(row) as f64;
         let lon0 = -180.0 + col as f64 * width;
-        let lon1 = lon0 + width;
+        (LonLat::new(lon0, lat0), LonLat::new(lon0 + width, lat1))
+    }
+
+    /// A 3-D box containing the cell's patch of the sphere.
+    fn envelope(&self, key: (i32, i32)) -> AABB<[f64; 3]> {
+        let (sw, ne) = self.bounds(key);
+        let (lat0, lat1, lon0, lon1) = (sw.lat, ne.lat, sw.lon, ne.lon);
+        let width = lon1 - lon0;
         // Sample the patch on a grid; between samples the sphere bulges by at
         // most R(1 - cos(theta / 2)) for a sample spacing of angle theta.
         const STEPS: usize = 8;

@@ -368,6 +368,16 @@ impl UnitIndex {
         ping: &Ping<'_>,
         now: Millis,
     ) -> Result<PingOutcome, PingRejection> {
+        self.apply_ping_to_slot(ping, now)
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// [`UnitIndex::apply_ping`], also saying which slot the ping moved.
+    pub(crate) fn apply_ping_to_slot(
+        &mut self,
+        ping: &Ping<'_>,
+        now: Millis,
+    ) -> Result<(PingOutcome, u32), PingRejection> {
         if ping.unit_id.is_empty() {
             return Err(PingRejection::MissingUnitId);
         }
@@ -399,7 +409,7 @@ impl UnitIndex {
                 });
             }
             if ping.time == held.time {
-                return Ok(PingOutcome::Duplicate);
+                return Ok((PingOutcome::Duplicate, slot));
             }
         }
         record.fix = Some(Fix {
@@ -415,22 +425,25 @@ impl UnitIndex {
         }
         self.hot[slot as usize].xyz = ping.at.to_xyz();
         self.place(slot, &ping.at);
-        Ok(PingOutcome::Moved)
+        Ok((PingOutcome::Moved, slot))
     }
 
     /// Puts `slot` in the cell of `at`, leaving its old cell if that differs.
     fn place(&mut self, slot: u32, at: &LonLat) {
-        let key = self.grid.key(at);
         let Hot {
             cell: old,
             pos_in_cell,
             ..
         } = self.hot[slot as usize];
         // Most pings stay in their cell: no lookup at all.
-        if old != NO_CELL && self.grid.cell(old).key == key {
+        if old != NO_CELL && self.grid.cell(old).contains(at) {
             return;
         }
-        let target = self.grid.cell_for(key);
+        let target = self.grid.cell_for(self.grid.key(at));
+        if target == old {
+            // On a border, rounding may disagree with `contains`: stay put.
+            return;
+        }
         if old != NO_CELL {
             let units = &mut self.grid.cell_mut(old).units;
             units.swap_remove(pos_in_cell as usize);
