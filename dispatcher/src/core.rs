@@ -9,7 +9,7 @@ use crate::cameras::Camera;
 use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat};
 use crate::incidents::{Incident, IncidentSource, IncidentStatus, NewIncident, Order};
-use crate::recommend::{Recommendation, UnitQuery, recommend_units};
+use crate::recommend::{NearestUnits, Recommendation, UnitQuery, nearest_units, recommend_units};
 use crate::units::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig,
     UnitProfile, UnitStatus,
@@ -195,7 +195,7 @@ impl Dispatcher {
         let (outcome, slot) = self.units.apply_ping_to_slot(ping, now)?;
         if outcome == PingOutcome::Moved
             && self.units.record(slot).offline_reported
-            && self.units.effective_status(self.units.record(slot), now) != UnitStatus::Offline
+            && self.units.effective_status(slot, now) != UnitStatus::Offline
         {
             self.units.record_mut(slot).offline_reported = false;
             self.outbox.push(Event::Unit(self.units.view(slot, now)));
@@ -289,8 +289,7 @@ impl Dispatcher {
             }
             _ => {}
         }
-        let record = self.units.record_mut(slot);
-        record.status = status;
+        self.units.set_status(slot, status);
         let unit = self.units.view(slot, now);
         self.outbox.push(Event::Unit(unit.clone()));
         Ok(unit)
@@ -305,10 +304,10 @@ impl Dispatcher {
         action: &'static str,
         detail: String,
     ) {
+        self.units.set_status(slot, UnitStatus::Available);
         let record = self.units.record_mut(slot);
         record.incident_id = None;
         record.order = None;
-        record.status = UnitStatus::Available;
         let unit_id = record.profile.id.clone();
         if let Some(&islot) = self.incident_slots.get(incident_id) {
             let inc = &mut self.incidents[islot];
@@ -554,13 +553,8 @@ impl Dispatcher {
             .collect()
     }
 
-    /// The k nearest suitable available units for an incident or a point.
-    pub fn recommend(
-        &self,
-        target: &Target,
-        query: &UnitQuery,
-        now: Millis,
-    ) -> Result<Recommendation, Error> {
+    /// Checks a recommendation request and resolves its target to a point.
+    fn recommend_target(&self, target: &Target, query: &UnitQuery) -> Result<LonLat, Error> {
         let point = match target {
             Target::Incident(id) => self.incident(id)?.location,
             Target::Point(p) => p.validated("point")?,
@@ -581,7 +575,31 @@ impl Dispatcher {
                 "must be finite and >= 0",
             ));
         }
+        Ok(point)
+    }
+
+    /// The k nearest suitable available units for an incident or a point,
+    /// explained for operators.
+    pub fn recommend(
+        &self,
+        target: &Target,
+        query: &UnitQuery,
+        now: Millis,
+    ) -> Result<Recommendation, Error> {
+        let point = self.recommend_target(target, query)?;
         Ok(recommend_units(&self.units, point, query, now))
+    }
+
+    /// The search behind [`Dispatcher::recommend`] alone, without building the
+    /// explanation (for measuring the spatial query by itself).
+    pub fn nearest(
+        &self,
+        target: &Target,
+        query: &UnitQuery,
+        now: Millis,
+    ) -> Result<NearestUnits, Error> {
+        let point = self.recommend_target(target, query)?;
+        Ok(nearest_units(&self.units, point, query, now))
     }
 
     /// Assigns units to an incident, all or none. Each unit must be available
@@ -620,7 +638,7 @@ impl Dispatcher {
             }
             let slot = self.units.slot(id)?;
             let record = self.units.record(slot);
-            match self.units.effective_status(record, now) {
+            match self.units.effective_status(slot, now) {
                 UnitStatus::Available => slots.push(slot),
                 UnitStatus::Offline => {
                     return Err(Error::FailedPrecondition(format!(
@@ -642,8 +660,8 @@ impl Dispatcher {
         }
         let mut orders = Vec::with_capacity(slots.len());
         for slot in slots {
+            self.units.set_status(slot, UnitStatus::Assigned);
             let record = self.units.record_mut(slot);
-            record.status = UnitStatus::Assigned;
             record.incident_id = Some(incident_id.to_string());
             let unit_id = record.profile.id.clone();
             let fix = record.fix;

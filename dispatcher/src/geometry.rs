@@ -94,6 +94,11 @@ pub fn chord_for_arc_m(arc_m: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * half_angle.sin()
 }
 
+/// The great-circle distance that corresponds to a chord in metres.
+pub fn arc_for_chord_m(chord_m: f64) -> f64 {
+    2.0 * EARTH_RADIUS_M * (chord_m / (2.0 * EARTH_RADIUS_M)).clamp(0.0, 1.0).asin()
+}
+
 /// A box in WGS84 degrees (`west <= east`, no antimeridian crossing).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoundingBox {

@@ -39,7 +39,7 @@ pub use crate::incidents::{
     AuditEntry, Incident, IncidentSource, IncidentStatus, NewIncident, Order,
 };
 pub use crate::recommend::{
-    ExcludedUnit, ExclusionReason, Recommendation, RecommendedUnit, UnitQuery,
+    ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,
 };
 pub use crate::units::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind,

@@ -4,10 +4,15 @@
 //! `grid`); ranking uses great-circle metres from each unit's latest fix. The
 //! walk stops when the next cell cannot hold anything closer than the k-th
 //! pick, or lies past `max_distance_m`.
+//!
+//! Two steps: [`nearest_units`] is the search (no allocation per candidate; a
+//! candidate's eligibility is judged from the index's compact table, its
+//! record read only when the query filters on kind or capability), and
+//! [`recommend_units`] explains the result for operators.
 
 use crate::Millis;
 use crate::geometry::{LonLat, chord_for_arc_m};
-use crate::units::{Unit, UnitIndex, UnitKind, UnitRecord, UnitStatus};
+use crate::units::{Unit, UnitIndex, UnitKind, UnitStatus};
 
 /// At most this many excluded units are reported.
 pub const MAX_EXCLUSIONS: usize = 20;
@@ -71,15 +76,43 @@ pub struct Recommendation {
     pub excluded: Vec<ExcludedUnit>,
 }
 
-/// Why `record` may not be recommended for `query`, if it may not. Cheap: no
-/// allocation, it runs for every unit a query examines.
+/// The search result: slots and chords, nearest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NearestUnits {
+    /// (chord metres, slot) of the picks, nearest first.
+    pub(crate) picks: Vec<(f64, u32)>,
+    /// (chord metres, slot, reason) of units closer than the farthest pick
+    /// (all examined ones when fewer than k were found), nearest first.
+    pub(crate) excluded: Vec<(f64, u32, ExclusionReason)>,
+}
+
+impl NearestUnits {
+    /// How many units were picked.
+    pub fn len(&self) -> usize {
+        self.picks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.picks.is_empty()
+    }
+
+    /// Great-circle metres of each pick, nearest first.
+    pub fn distances_m(&self) -> impl Iterator<Item = f64> + '_ {
+        self.picks
+            .iter()
+            .map(|(chord, _)| crate::geometry::arc_for_chord_m(*chord))
+    }
+}
+
+/// Why the unit in `slot` may not be recommended for `query`, if it may not.
+/// Cheap: no allocation; it runs for every unit a query examines.
 fn exclusion(
     index: &UnitIndex,
-    record: &UnitRecord,
+    slot: u32,
     query: &UnitQuery,
     now: Millis,
 ) -> Option<ExclusionReason> {
-    match index.effective_status(record, now) {
+    match index.effective_status(slot, now) {
         UnitStatus::Available => {}
         UnitStatus::Offline => return Some(ExclusionReason::Offline),
         UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene => {
@@ -87,62 +120,34 @@ fn exclusion(
         }
         UnitStatus::Busy | UnitStatus::OffDuty => return Some(ExclusionReason::NotAvailable),
     }
-    if !query.kinds.is_empty() && !query.kinds.contains(&record.profile.kind) {
+    if query.kinds.is_empty() && query.required_capabilities.is_empty() {
+        return None;
+    }
+    let profile = &index.record(slot).profile;
+    if !query.kinds.is_empty() && !query.kinds.contains(&profile.kind) {
         return Some(ExclusionReason::WrongKind);
     }
     if !query
         .required_capabilities
         .iter()
-        .all(|c| record.profile.capabilities.contains(c))
+        .all(|c| profile.capabilities.contains(c))
     {
         return Some(ExclusionReason::MissingCapability);
     }
     None
 }
 
-/// The operator-facing explanation of an exclusion.
-fn exclusion_detail(
-    index: &UnitIndex,
-    record: &UnitRecord,
-    reason: ExclusionReason,
-    query: &UnitQuery,
-    now: Millis,
-) -> String {
-    match reason {
-        ExclusionReason::Offline => {
-            let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
-            format!("offline: last fix {age_s} s ago")
-        }
-        ExclusionReason::Assigned => format!(
-            "{} for incident {}",
-            index.effective_status(record, now).as_str(),
-            record.incident_id.as_deref().unwrap_or("?")
-        ),
-        ExclusionReason::NotAvailable => index.effective_status(record, now).as_str().to_string(),
-        ExclusionReason::WrongKind => {
-            format!("kind {} not requested", record.profile.kind.as_str())
-        }
-        ExclusionReason::MissingCapability => {
-            let missing = query
-                .required_capabilities
-                .iter()
-                .find(|c| !record.profile.capabilities.contains(c));
-            format!("lacks capability {:?}", missing.map_or("", |c| c.as_str()))
-        }
-    }
-}
-
-/// The k nearest suitable units to `target`, by great-circle distance.
-pub fn recommend_units(
+/// The k nearest suitable units to `target` by great-circle distance, and the
+/// closer units left out.
+pub fn nearest_units(
     index: &UnitIndex,
     target: LonLat,
     query: &UnitQuery,
     now: Millis,
-) -> Recommendation {
+) -> NearestUnits {
     let k = query.k.clamp(1, MAX_K);
     let query_xyz = target.to_xyz();
     let max_chord = query.max_distance_m.map(chord_for_arc_m);
-    // (true chord, slot), kept sorted, at most k long.
     let mut picks: Vec<(f64, u32)> = Vec::with_capacity(k + 1);
     let mut excluded: Vec<(f64, u32, ExclusionReason)> = Vec::new();
     for (slot, lower, chord) in index.nearest_candidates(&query_xyz) {
@@ -155,8 +160,7 @@ pub fn recommend_units(
         if max_chord.is_some_and(|m| chord > m) {
             continue;
         }
-        let record = index.record(slot);
-        match exclusion(index, record, query, now) {
+        match exclusion(index, slot, query, now) {
             None => {
                 let at = picks.partition_point(|(c, s)| (*c, *s) < (chord, slot));
                 if at < k {
@@ -178,27 +182,71 @@ pub fn recommend_units(
         let farthest = picks[k - 1].0;
         excluded.retain(|(c, ..)| *c < farthest);
     }
-    let kind_rank = |kind: UnitKind, rank: usize| -> String {
-        let mut reason = format!("nearest available {} #{}", kind.as_str(), rank + 1);
-        if !query.required_capabilities.is_empty() {
-            reason.push_str(&format!(" with {}", query.required_capabilities.join(", ")));
+    NearestUnits { picks, excluded }
+}
+
+/// The operator-facing explanation of an exclusion.
+fn exclusion_detail(
+    index: &UnitIndex,
+    slot: u32,
+    reason: ExclusionReason,
+    query: &UnitQuery,
+    now: Millis,
+) -> String {
+    let record = index.record(slot);
+    match reason {
+        ExclusionReason::Offline => {
+            let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
+            format!("offline: last fix {age_s} s ago")
         }
-        reason
+        ExclusionReason::Assigned => format!(
+            "{} for incident {}",
+            index.effective_status(slot, now).as_str(),
+            record.incident_id.as_deref().unwrap_or("?")
+        ),
+        ExclusionReason::NotAvailable => index.effective_status(slot, now).as_str().to_string(),
+        ExclusionReason::WrongKind => {
+            format!("kind {} not requested", record.profile.kind.as_str())
+        }
+        ExclusionReason::MissingCapability => {
+            let missing = query
+                .required_capabilities
+                .iter()
+                .find(|c| !record.profile.capabilities.contains(c));
+            format!("lacks capability {:?}", missing.map_or("", |c| c.as_str()))
+        }
+    }
+}
+
+/// [`nearest_units`], explained: each pick with its distance, ETA and why it
+/// was chosen, each exclusion with why it was left out.
+pub fn recommend_units(
+    index: &UnitIndex,
+    target: LonLat,
+    query: &UnitQuery,
+    now: Millis,
+) -> Recommendation {
+    let nearest = nearest_units(index, target, query, now);
+    let with = if query.required_capabilities.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", query.required_capabilities.join(", "))
     };
-    let units = picks
+    let units = nearest
+        .picks
         .iter()
         .enumerate()
         .map(|(rank, &(_, slot))| {
             let unit = index.view(slot, now);
             let fix = unit.fix.expect("indexed units have a fix");
             let distance_m = fix.at.distance_m(&target);
-            let eta_s = distance_m * DETOUR_FACTOR / unit.profile.kind.planning_speed_mps();
+            let kind = unit.profile.kind;
+            let eta_s = distance_m * DETOUR_FACTOR / kind.planning_speed_mps();
             let reason = format!(
-                "{}: {:.0} m, about {:.0} s at {} speed",
-                kind_rank(unit.profile.kind, rank),
-                distance_m,
-                eta_s,
-                unit.profile.kind.as_str()
+                "nearest available {} #{}{with}: {distance_m:.0} m, about {eta_s:.0} s at {} speed",
+                kind.as_str(),
+                rank + 1,
+                kind.as_str()
             );
             RecommendedUnit {
                 unit,
@@ -208,11 +256,11 @@ pub fn recommend_units(
             }
         })
         .collect();
-    let excluded = excluded
-        .into_iter()
-        .map(|(_, slot, reason)| {
+    let excluded = nearest
+        .excluded
+        .iter()
+        .map(|&(_, slot, reason)| {
             let record = index.record(slot);
-            let detail = exclusion_detail(index, record, reason, query, now);
             ExcludedUnit {
                 unit_id: record.profile.id.clone(),
                 call_sign: record.profile.call_sign.clone(),
@@ -221,7 +269,7 @@ pub fn recommend_units(
                     .map(|f| f.at.distance_m(&target))
                     .unwrap_or(f64::NAN),
                 reason,
-                detail,
+                detail: exclusion_detail(index, slot, reason, query, now),
             }
         })
         .collect();

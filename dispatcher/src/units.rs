@@ -200,6 +200,11 @@ impl Default for UnitIndexConfig {
 pub(crate) struct Hot {
     /// Current fix as a vector from the Earth's centre, metres.
     pub xyz: [f64; 3],
+    /// Time of the current fix (`Millis::MIN` before the first).
+    pub fix_time: Millis,
+    /// Stored status (never `Offline`): it lives here, not in the record, so
+    /// a query judges a candidate without touching its record.
+    pub status: UnitStatus,
     /// The unit's cell, or `NO_CELL` before its first fix.
     pub cell: u32,
     /// Its index in that cell's list.
@@ -210,8 +215,6 @@ pub(crate) struct Hot {
 #[derive(Debug, Clone)]
 pub(crate) struct UnitRecord {
     pub profile: UnitProfile,
-    /// Stored status (never `Offline`).
-    pub status: UnitStatus,
     /// Moved since the last `take_moved`.
     pub moved: bool,
     /// The stream was told this unit went offline.
@@ -325,7 +328,6 @@ impl UnitIndex {
                 });
                 self.records.push(UnitRecord {
                     profile: profile.clone(),
-                    status: UnitStatus::Available,
                     moved: false,
                     offline_reported: true,
                     incident_id: None,
@@ -334,6 +336,8 @@ impl UnitIndex {
                 });
                 self.hot.push(Hot {
                     xyz: [0.0; 3],
+                    fix_time: Millis::MIN,
+                    status: UnitStatus::Available,
                     cell: NO_CELL,
                     pos_in_cell: 0,
                 });
@@ -423,7 +427,9 @@ impl UnitIndex {
             record.moved = true;
             self.moved.push(slot);
         }
-        self.hot[slot as usize].xyz = ping.at.to_xyz();
+        let hot = &mut self.hot[slot as usize];
+        hot.xyz = ping.at.to_xyz();
+        hot.fix_time = ping.time;
         self.place(slot, &ping.at);
         Ok((PingOutcome::Moved, slot))
     }
@@ -460,21 +466,26 @@ impl UnitIndex {
 
     /// Status as callers see it: stored status, or `Offline` when the last fix
     /// is missing or older than `offline_after_ms` (off-duty units stay off duty).
-    pub(crate) fn effective_status(&self, record: &UnitRecord, now: Millis) -> UnitStatus {
-        if record.status == UnitStatus::OffDuty {
-            return UnitStatus::OffDuty;
-        }
-        match record.fix {
-            Some(fix) if now - fix.time <= self.config.offline_after_ms => record.status,
+    pub(crate) fn effective_status(&self, slot: u32, now: Millis) -> UnitStatus {
+        let hot = &self.hot[slot as usize];
+        match hot.status {
+            UnitStatus::OffDuty => UnitStatus::OffDuty,
+            status if now.saturating_sub(hot.fix_time) <= self.config.offline_after_ms => status,
             _ => UnitStatus::Offline,
         }
+    }
+
+    /// Sets a unit's stored status (never `Offline`, which is derived).
+    pub(crate) fn set_status(&mut self, slot: u32, status: UnitStatus) {
+        debug_assert_ne!(status, UnitStatus::Offline);
+        self.hot[slot as usize].status = status;
     }
 
     pub(crate) fn view(&self, slot: u32, now: Millis) -> Unit {
         let record = &self.records[slot as usize];
         Unit {
             profile: record.profile.clone(),
-            status: self.effective_status(record, now),
+            status: self.effective_status(slot, now),
             fix: record.fix,
             incident_id: record.incident_id.clone(),
         }
@@ -498,7 +509,7 @@ impl UnitIndex {
             if out.len() == limit {
                 return (out, Some(slot));
             }
-            let status = self.effective_status(record, now);
+            let status = self.effective_status(slot as u32, now);
             let keep = (filter.statuses.is_empty() || filter.statuses.contains(&status))
                 && (filter.kinds.is_empty() || filter.kinds.contains(&record.profile.kind))
                 && filter
@@ -537,7 +548,7 @@ impl UnitIndex {
     pub fn take_liveness_changes(&mut self, now: Millis) -> Vec<u32> {
         let mut changed = Vec::new();
         for slot in 0..self.records.len() {
-            let offline = self.effective_status(&self.records[slot], now) == UnitStatus::Offline;
+            let offline = self.effective_status(slot as u32, now) == UnitStatus::Offline;
             let record = &mut self.records[slot];
             if offline != record.offline_reported {
                 record.offline_reported = offline;
@@ -551,10 +562,8 @@ impl UnitIndex {
     pub fn count_by_status(&self, now: Millis) -> HashMap<UnitStatus, usize> {
         let mut counts: HashMap<UnitStatus, usize> =
             UnitStatus::ALL.iter().map(|s| (*s, 0)).collect();
-        for record in &self.records {
-            *counts
-                .entry(self.effective_status(record, now))
-                .or_default() += 1;
+        for slot in 0..self.hot.len() as u32 {
+            *counts.entry(self.effective_status(slot, now)).or_default() += 1;
         }
         counts
     }

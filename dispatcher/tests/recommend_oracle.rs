@@ -144,6 +144,12 @@ proptest! {
         for (g, w) in got_d.iter().zip(&want) {
             prop_assert!((g - w).abs() < 1e-6, "got {:?} want {:?}", got_d, want);
         }
+        // the bare search agrees with the explained recommendation
+        let nearest: Vec<f64> = d.nearest(&Target::Point(target), &query, NOW).unwrap().distances_m().collect();
+        prop_assert_eq!(nearest.len(), got_d.len());
+        for (n, g) in nearest.iter().zip(&got_d) {
+            prop_assert!((n - g).abs() < 1e-3, "nearest {:?} vs recommend {:?}", nearest, got_d);
+        }
         for r in &got.units {
             prop_assert_eq!(r.unit.status, UnitStatus::Available);
         }
