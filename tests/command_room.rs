@@ -5,10 +5,11 @@ use patrol_proto::v1 as pb;
 use patrol_tests::*;
 use pb::watch_event::Kind;
 
-fn watch_request(resume_after_seq: u64) -> pb::WatchRequest {
+fn watch_request(resume_after_seq: u64, resume_epoch: u64) -> pb::WatchRequest {
     pb::WatchRequest {
         bbox: None,
         resume_after_seq,
+        resume_epoch,
     }
 }
 
@@ -45,7 +46,7 @@ async fn watch_sends_a_snapshot_then_every_change_in_order() {
 
     let mut stream = node
         .room
-        .watch(watch_request(0))
+        .watch(watch_request(0, 0))
         .await
         .unwrap()
         .into_inner();
@@ -108,7 +109,7 @@ async fn a_resumed_watch_misses_nothing() {
     let mut node = TestNode::start().await;
     let mut stream = node
         .room
-        .watch(watch_request(0))
+        .watch(watch_request(0, 0))
         .await
         .unwrap()
         .into_inner();
@@ -131,7 +132,7 @@ async fn a_resumed_watch_misses_nothing() {
     }
     let mut resumed = node
         .room
-        .watch(watch_request(last))
+        .watch(watch_request(last, end.log_epoch))
         .await
         .unwrap()
         .into_inner();
@@ -151,19 +152,27 @@ async fn a_resumed_watch_misses_nothing() {
         .collect();
     let want: Vec<&str> = expected[3..].iter().map(String::as_str).collect();
     assert_eq!(ids, want);
-    // resuming from a seq the server never issued gets a resync and a snapshot
-    let mut stream = node
-        .room
-        .watch(watch_request(1_000_000))
-        .await
-        .unwrap()
-        .into_inner();
-    match next_event(&mut stream).await.kind.unwrap() {
-        Kind::Resync(r) => assert_eq!(r.reason, pb::ResyncReason::HistoryUnavailable as i32),
-        other => panic!("expected resync, got {other:?}"),
+    // resuming from a seq the server never issued, or from another log epoch
+    // (say, before an in-memory server restarted), gets a resync and a snapshot
+    for (seq, epoch) in [
+        (1_000_000, end.log_epoch),
+        (last, end.log_epoch + 1),
+        (last, 0),
+    ] {
+        let mut stream = node
+            .room
+            .watch(watch_request(seq, epoch))
+            .await
+            .unwrap()
+            .into_inner();
+        match next_event(&mut stream).await.kind.unwrap() {
+            Kind::Resync(r) => assert_eq!(r.reason, pb::ResyncReason::HistoryUnavailable as i32),
+            other => panic!("expected resync for ({seq}, {epoch}), got {other:?}"),
+        }
+        let (snapshot, again) = read_snapshot(&mut stream).await;
+        assert_eq!(snapshot.incidents.len(), 10);
+        assert_eq!(again.log_epoch, end.log_epoch);
     }
-    let (snapshot, _) = read_snapshot(&mut stream).await;
-    assert_eq!(snapshot.incidents.len(), 10);
     node.server.shutdown().await.unwrap();
 }
 
@@ -182,7 +191,7 @@ async fn a_subscriber_that_falls_behind_is_told_and_resynced() {
         .await
         .unwrap();
     let mut room = pb::command_room_client::CommandRoomClient::new(slow);
-    let mut stream = room.watch(watch_request(0)).await.unwrap().into_inner();
+    let mut stream = room.watch(watch_request(0, 0)).await.unwrap().into_inner();
     let (_, end) = read_snapshot(&mut stream).await;
     // far more events than the history holds, while the client reads nothing;
     // big descriptions fill the transport's buffers so the server must wait
@@ -240,7 +249,7 @@ async fn a_bounding_box_limits_what_is_sent() {
         .room
         .watch(pb::WatchRequest {
             bbox: Some(bbox),
-            resume_after_seq: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -261,7 +270,7 @@ async fn a_bounding_box_limits_what_is_sent() {
                 east: 24.0,
                 north: 60.2,
             }),
-            resume_after_seq: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -276,7 +285,7 @@ async fn shutdown_ends_open_streams_and_marks_health_not_serving() {
     node.register("u1", pb::UnitKind::Car).await;
     let mut stream = node
         .room
-        .watch(watch_request(0))
+        .watch(watch_request(0, 0))
         .await
         .unwrap()
         .into_inner();

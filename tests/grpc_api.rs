@@ -241,7 +241,30 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("car-1"), "{}", err.message());
 
-    // closing frees the unit
+    // a second terminal for the same unit replaces the first, which is told so
+    let mut third = node
+        .units
+        .receive_orders(pb::ReceiveOrdersRequest {
+            unit_id: "car-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let wait = std::time::Duration::from_secs(10);
+    let current = tokio::time::timeout(wait, third.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.order_id, order.order_id);
+    let replaced = tokio::time::timeout(wait, again.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(replaced.code(), Code::Aborted, "{replaced:?}");
+
+    // closing frees the unit, and its terminal hears the order is released
     for status in [pb::IncidentStatus::Resolved, pb::IncidentStatus::Closed] {
         node.incidents
             .update_incident(pb::UpdateIncidentRequest {
@@ -262,7 +285,22 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
         .unwrap();
     assert_eq!(unit.status, pb::UnitStatus::Available as i32);
     assert!(unit.incident_id.is_empty());
+    let released = tokio::time::timeout(wait, third.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.order_id, order.order_id);
+    assert_eq!(released.state, pb::OrderState::Released as i32);
+    assert_eq!(order.state, pb::OrderState::Active as i32);
     node.server.shutdown().await.unwrap();
+    // shutdown tells the terminal to reconnect elsewhere
+    let end = tokio::time::timeout(wait, third.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(end.code(), Code::Unavailable);
 }
 
 #[tokio::test]

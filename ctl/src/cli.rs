@@ -98,8 +98,11 @@ pub struct WatchArgs {
     #[arg(long)]
     pub log: bool,
     /// Start after this seq (already processed) instead of with a snapshot.
-    #[arg(long, value_name = "SEQ")]
+    #[arg(long, value_name = "SEQ", requires = "epoch")]
     pub resume_after: Option<u64>,
+    /// The log epoch SEQ belongs to (printed with snapshot_end).
+    #[arg(long, value_name = "EPOCH")]
+    pub epoch: Option<u64>,
     /// Stop after this many events (snapshot pieces included).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

@@ -128,7 +128,7 @@ pub async fn watch(server: &str, channel: Channel, args: WatchArgs) -> Result<()
     let mut client = CommandRoomClient::new(channel);
     let mut state = RoomState::new(args.bbox.is_some());
     if let Some(seq) = args.resume_after {
-        state.resume_from(seq);
+        state.resume_from(seq, args.epoch.unwrap_or(0));
     }
     let mut backoff = Backoff::new();
     let mut redraw = tokio::time::interval(REDRAW_EVERY);
@@ -146,6 +146,7 @@ pub async fn watch(server: &str, channel: Channel, args: WatchArgs) -> Result<()
         let request = WatchRequest {
             bbox: args.bbox,
             resume_after_seq: resume,
+            resume_epoch: state.epoch(),
         };
         let opened = tokio::select! {
             _ = &mut ctrl_c => break,

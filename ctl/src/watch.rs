@@ -115,6 +115,8 @@ pub struct RoomState {
     /// The last change applied (or the seq the snapshot reflects). `None`
     /// until the first snapshot, and again after a Resync until the next.
     last_seq: Option<u64>,
+    /// The server log's epoch that `last_seq` belongs to (0: unknown).
+    epoch: u64,
     has_snapshot: bool,
     recent: VecDeque<Entry>,
     gaps: Vec<Gap>,
@@ -133,6 +135,7 @@ impl RoomState {
             incidents: BTreeMap::new(),
             pending: None,
             last_seq: None,
+            epoch: 0,
             has_snapshot: false,
             recent: VecDeque::new(),
             gaps: Vec::new(),
@@ -142,9 +145,16 @@ impl RoomState {
         }
     }
 
-    /// Starts from a seq the caller already processed (`--resume-after`).
-    pub fn resume_from(&mut self, seq: u64) {
+    /// Starts from a seq the caller already processed (`--resume-after`), in
+    /// the server log's `epoch`.
+    pub fn resume_from(&mut self, seq: u64, epoch: u64) {
         self.last_seq = Some(seq);
+        self.epoch = epoch;
+    }
+
+    /// The epoch to pass as `resume_epoch` with [`RoomState::resume_point`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The seq to pass as `resume_after_seq` when reconnecting (0: snapshot).
@@ -220,8 +230,8 @@ impl RoomState {
                 applied.warnings = self.finish_snapshot(end);
                 applied.snapshot_done = true;
                 applied.log_line = format!(
-                    "seq={} snapshot_end units={} cameras={} incidents={}",
-                    end.seq, end.units, end.cameras, end.incidents
+                    "seq={} snapshot_end units={} cameras={} incidents={} epoch={}",
+                    end.seq, end.units, end.cameras, end.incidents, end.log_epoch
                 );
                 let text = format!(
                     "snapshot at seq {}: {} units, {} cameras, {} incidents",
@@ -318,6 +328,7 @@ impl RoomState {
         self.incidents
             .retain(|_, i| i.status != IncidentStatus::Closed as i32);
         self.last_seq = Some(end.seq);
+        self.epoch = end.log_epoch;
         self.has_snapshot = true;
         warnings
     }
@@ -741,6 +752,7 @@ mod tests {
             units: units.len() as u64,
             cameras: cameras.len() as u64,
             incidents: incidents.len() as u64,
+            log_epoch: 99,
         };
         vec![
             event(
@@ -1060,7 +1072,7 @@ mod tests {
     #[test]
     fn resuming_checks_from_the_given_seq() {
         let mut state = RoomState::new(false);
-        state.resume_from(100);
+        state.resume_from(100, 7);
         assert_eq!(state.resume_point(), 100);
         let ping = |seq| event(seq, Kind::Positions(PositionBatch::default()));
         assert!(state.apply(&ping(101), T0).warnings.is_empty());

@@ -23,7 +23,10 @@ pub enum Event {
     Camera(Camera),
     Alert(Alert),
     Incident(Incident),
+    /// A unit was sent to an incident.
     Order(Order),
+    /// The unit of this order is no longer needed for its incident.
+    OrderReleased(Order),
 }
 
 /// An alert from a camera system, as recorded.
@@ -307,7 +310,10 @@ impl Dispatcher {
         self.units.set_status(slot, UnitStatus::Available);
         let record = self.units.record_mut(slot);
         record.incident_id = None;
-        record.order = None;
+        if let Some(order) = record.order.take() {
+            self.outbox.push(Event::OrderReleased(*order));
+        }
+        let record = self.units.record(slot);
         let unit_id = record.profile.id.clone();
         if let Some(&islot) = self.incident_slots.get(incident_id) {
             let inc = &mut self.incidents[islot];

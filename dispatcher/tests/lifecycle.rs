@@ -265,6 +265,7 @@ fn events_are_left_in_order() {
             Event::Alert(_) => "alert",
             Event::Incident(_) => "incident",
             Event::Order(_) => "order",
+            Event::OrderReleased(_) => "released",
         })
         .collect();
     assert_eq!(kinds, ["incident", "unit", "order", "incident"]);

@@ -131,6 +131,9 @@ pub struct Hub {
     head: watch::Sender<u64>,
     orders: Mutex<HashMap<String, OrderRoute>>,
     next_connection: AtomicU64,
+    /// Identifies this log: seqs are comparable only within one epoch. The
+    /// in-memory log starts afresh with each process, so it is the start time.
+    epoch: u64,
     pub config: Config,
     shutdown: watch::Sender<bool>,
 }
@@ -146,6 +149,10 @@ impl Hub {
             head: watch::Sender::new(0),
             orders: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            epoch: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                .max(1),
             config,
             shutdown: watch::Sender::new(false),
         })
@@ -184,8 +191,14 @@ impl Hub {
             log.last_seq()
         };
         for event in &events {
-            if let patrol_dispatcher::Event::Order(order) = event {
-                self.deliver_order(order);
+            match event {
+                patrol_dispatcher::Event::Order(order) => {
+                    self.deliver_order(order, pb::OrderState::Active)
+                }
+                patrol_dispatcher::Event::OrderReleased(order) => {
+                    self.deliver_order(order, pb::OrderState::Released)
+                }
+                _ => {}
             }
         }
         self.head.send_replace(last);
@@ -226,6 +239,11 @@ impl Hub {
             .can_resume_after(seq)
     }
 
+    /// The log's epoch (see `SnapshotEnd.log_epoch`).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The newest seq, for waking subscribers.
     pub fn head(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
@@ -242,12 +260,12 @@ impl Hub {
         (core.snapshot(now_ms()), seq)
     }
 
-    fn deliver_order(&self, order: &Order) {
+    fn deliver_order(&self, order: &Order, state: pb::OrderState) {
         let routes = self.orders.lock().unwrap_or_else(|p| p.into_inner());
         let Some(route) = routes.get(&order.unit_id) else {
             return;
         };
-        match route.tx.try_send(Ok(to_wire::order(order))) {
+        match route.tx.try_send(Ok(to_wire::order(order, state))) {
             Ok(()) => metrics::counter!(m::ORDERS_DELIVERED).increment(1),
             Err(_) => {
                 metrics::counter!(m::ORDERS_QUEUE_FULL).increment(1);
@@ -267,10 +285,17 @@ impl Hub {
         let core = self.core();
         let current = core.current_order(unit_id)?;
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        self.orders
+        let replaced = self
+            .orders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(unit_id.to_string(), OrderRoute { connection, tx });
+        if let Some(old) = replaced {
+            // The older terminal must not reconnect and take the unit back.
+            let _ = old.tx.try_send(Err(tonic::Status::aborted(format!(
+                "replaced by a newer ReceiveOrders for unit {unit_id}"
+            ))));
+        }
         Ok((connection, current))
     }
 
@@ -292,11 +317,13 @@ impl Hub {
 
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
-        // Dropping the routes ends every ReceiveOrders stream.
-        self.orders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        // Ends every ReceiveOrders stream, telling terminals to reconnect.
+        let routes = std::mem::take(&mut *self.orders.lock().unwrap_or_else(|p| p.into_inner()));
+        for route in routes.into_values() {
+            let _ = route.tx.try_send(Err(tonic::Status::unavailable(
+                "server shutting down; reconnect",
+            )));
+        }
     }
 }
 

@@ -43,19 +43,22 @@ impl Subscriber {
     }
 
     /// Runs until the client disconnects or the server shuts down.
-    pub async fn run(self, resume_after: u64) {
+    pub async fn run(self, resume_after: u64, resume_epoch: u64) {
         metrics::gauge!(m::WATCH_SUBSCRIBERS).increment(1.0);
         let stop = shutdown_started(self.hub.shutdown_signal());
         tokio::select! {
-            _ = self.stream(resume_after) => {}
+            _ = self.stream(resume_after, resume_epoch) => {}
             _ = stop => {}
         }
         metrics::gauge!(m::WATCH_SUBSCRIBERS).decrement(1.0);
     }
 
-    async fn stream(&self, resume_after: u64) -> Result<(), Closed> {
+    async fn stream(&self, resume_after: u64, resume_epoch: u64) -> Result<(), Closed> {
         let mut head = self.hub.head();
-        let mut cursor = if resume_after > 0 && self.hub.can_resume_after(resume_after) {
+        let resumable = resume_after > 0
+            && resume_epoch == self.hub.epoch()
+            && self.hub.can_resume_after(resume_after);
+        let mut cursor = if resumable {
             resume_after + 1
         } else {
             if resume_after > 0 {
@@ -174,6 +177,7 @@ impl Subscriber {
             units: units.len() as u64,
             cameras: cameras.len() as u64,
             incidents: incidents.len() as u64,
+            log_epoch: self.hub.epoch(),
         };
         self.send(pb::WatchEvent {
             seq,

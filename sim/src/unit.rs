@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
 use patrol_proto::v1::{
-    DispatchOrder, Ping, ReceiveOrdersRequest, UnitKind, UnitStatus, UpdateStatusRequest,
+    DispatchOrder, OrderState, Ping, ReceiveOrdersRequest, UnitKind, UnitStatus,
+    UpdateStatusRequest,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
@@ -412,6 +413,14 @@ impl UnitTask {
     }
 
     async fn take_order(&mut self, order: DispatchOrder) {
+        if order.state == OrderState::Released as i32 {
+            // The server freed the unit (incident closed, or it cleared itself).
+            if self.current_incident() == Some(order.incident_id.as_str()) {
+                info!(unit = %self.spec.id, incident = %order.incident_id, "order released, back on patrol");
+                self.patrol();
+            }
+            return;
+        }
         if !self.handled_orders.insert(order.order_id.clone()) {
             debug!(unit = %self.spec.id, order = %order.order_id, "order already handled");
             return;
@@ -522,6 +531,11 @@ pub(crate) async fn listen_for_orders(
                         Ok(None) => {
                             info!(unit = %unit_id, "order stream ended, reconnecting");
                             break;
+                        }
+                        Err(e) if e.code() == tonic::Code::Aborted => {
+                            // Another terminal took over this unit: do not fight it.
+                            warn!(unit = %unit_id, message = e.message(), "order stream taken over");
+                            return;
                         }
                         Err(e) => {
                             warn!(unit = %unit_id, code = ?e.code(), message = e.message(), "order stream failed");

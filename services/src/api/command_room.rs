@@ -32,7 +32,9 @@ impl CommandRoom for CommandRoomApi {
         let req = request.into_inner();
         let bbox = from_wire::bbox("bbox", req.bbox.as_ref())?;
         let (tx, rx) = mpsc::channel(self.hub.config.watch.subscriber_buffer);
-        tokio::spawn(Subscriber::new(self.hub.clone(), bbox, tx).run(req.resume_after_seq));
+        tokio::spawn(
+            Subscriber::new(self.hub.clone(), bbox, tx).run(req.resume_after_seq, req.resume_epoch),
+        );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

@@ -109,7 +109,10 @@ impl IncidentService for IncidentApi {
         tracing::info!(incident = %incident.id, units = ?req.unit_ids, "dispatched");
         Ok(Response::new(pb::DispatchResponse {
             incident: Some(to_wire::incident(&incident)),
-            orders: orders.iter().map(to_wire::order).collect(),
+            orders: orders
+                .iter()
+                .map(|o| to_wire::order(o, pb::OrderState::Active))
+                .collect(),
         }))
     }
 

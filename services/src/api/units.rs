@@ -231,7 +231,7 @@ impl UnitService for UnitApi {
         let (connection, current) = self.hub.open_orders(&unit_id, tx.clone()).into_status()?;
         if let Some(order) = current {
             // The queue is new and empty: this cannot be full.
-            let _ = tx.try_send(Ok(to_wire::order(&order)));
+            let _ = tx.try_send(Ok(to_wire::order(&order, pb::OrderState::Active)));
         }
         drop(tx);
         Ok(Response::new(Box::pin(OrderStream {

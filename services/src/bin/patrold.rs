@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = args.config()?;
+    let stop = shutdown_signal()?;
     let demo = config.demo.clone();
     let server = patrol_services::start(config).await?;
     let demo_task = demo.enabled.then(|| {
@@ -94,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     });
-    shutdown_signal().await;
+    stop.await;
     server.shutdown().await?;
     if let Some(task) = demo_task {
         let _ = task.await;
@@ -102,26 +103,26 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM, whichever comes first.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM, whichever comes first. The handlers are
+/// installed when this is called, so call it before announcing readiness: a
+/// signal that arrives between "serving" and the first poll is not lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops patrold");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+        })
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }

@@ -121,7 +121,7 @@ pub fn incident(i: &d::Incident) -> pb::Incident {
     }
 }
 
-pub fn order(o: &d::Order) -> pb::DispatchOrder {
+pub fn order(o: &d::Order, state: pb::OrderState) -> pb::DispatchOrder {
     pb::DispatchOrder {
         order_id: o.id.clone(),
         unit_id: o.unit_id.clone(),
@@ -133,6 +133,7 @@ pub fn order(o: &d::Order) -> pb::DispatchOrder {
         issued_unix_ms: o.issued,
         distance_m: o.distance_m,
         note: o.note.clone(),
+        state: state as i32,
     }
 }
 
@@ -189,7 +190,8 @@ pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
         d::Event::Camera(c) => Kind::Camera(camera(c)),
         d::Event::Alert(a) => Kind::Alert(alert(a)),
         d::Event::Incident(i) => Kind::Incident(incident(i)),
-        d::Event::Order(o) => Kind::Order(order(o)),
+        d::Event::Order(o) => Kind::Order(order(o, pb::OrderState::Active)),
+        d::Event::OrderReleased(o) => Kind::Order(order(o, pb::OrderState::Released)),
     }
 }
 
