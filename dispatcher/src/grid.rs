@@ -44,15 +44,26 @@ impl PointDistance for CellEntry {
     }
 }
 
-/// One cell: where it lies and the slots of the units inside it, in no
-/// particular order.
+/// What a query needs of a unit, kept inside its cell's list so a query scans
+/// a cell's units from one contiguous block instead of chasing each unit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    pub slot: u32,
+    /// Stored status (see `Hot::status`, of which this is a copy).
+    pub status: crate::units::UnitStatus,
+    pub fix_time: crate::Millis,
+    /// Current fix as a vector from the Earth's centre, metres.
+    pub xyz: [f64; 3],
+}
+
+/// One cell: where it lies and the units inside it, in no particular order.
 #[derive(Debug)]
 pub(crate) struct Cell {
     /// (south, west) corner and (north, east) corner in degrees: lets a ping
     /// that stays in its cell skip locating the cell at all.
     south_west: LonLat,
     north_east: LonLat,
-    pub units: Vec<u32>,
+    pub members: Vec<Member>,
 }
 
 impl Cell {
@@ -120,7 +131,7 @@ impl CellGrid {
         self.cells.push(Cell {
             south_west,
             north_east,
-            units: Vec::new(),
+            members: Vec::new(),
         });
         self.by_key.insert(key, cell);
         self.tree.insert(CellEntry {

@@ -12,7 +12,7 @@
 
 use crate::Millis;
 use crate::geometry::{LonLat, chord_for_arc_m};
-use crate::units::{Unit, UnitIndex, UnitKind, UnitStatus};
+use crate::units::{Candidate, Unit, UnitIndex, UnitKind, UnitStatus};
 
 /// At most this many excluded units are reported.
 pub const MAX_EXCLUSIONS: usize = 20;
@@ -104,15 +104,16 @@ impl NearestUnits {
     }
 }
 
-/// Why the unit in `slot` may not be recommended for `query`, if it may not.
-/// Cheap: no allocation; it runs for every unit a query examines.
+/// Why the unit in `slot`, whose effective status is `status`, may not be
+/// recommended for `query`, if it may not. Cheap: no allocation; it runs for
+/// every unit a query examines.
 fn exclusion(
     index: &UnitIndex,
     slot: u32,
+    status: UnitStatus,
     query: &UnitQuery,
-    now: Millis,
 ) -> Option<ExclusionReason> {
-    match index.effective_status(slot, now) {
+    match status {
         UnitStatus::Available => {}
         UnitStatus::Offline => return Some(ExclusionReason::Offline),
         UnitStatus::Assigned | UnitStatus::EnRoute | UnitStatus::OnScene => {
@@ -150,7 +151,13 @@ pub fn nearest_units(
     let max_chord = query.max_distance_m.map(chord_for_arc_m);
     let mut picks: Vec<(f64, u32)> = Vec::with_capacity(k + 1);
     let mut excluded: Vec<(f64, u32, ExclusionReason)> = Vec::new();
-    for (slot, lower, chord) in index.nearest_candidates(&query_xyz) {
+    for Candidate {
+        slot,
+        lower,
+        chord,
+        status,
+    } in index.nearest_candidates(&query_xyz, now)
+    {
         if picks.len() == k && lower > picks[k - 1].0 {
             break;
         }
@@ -160,7 +167,7 @@ pub fn nearest_units(
         if max_chord.is_some_and(|m| chord > m) {
             continue;
         }
-        match exclusion(index, slot, query, now) {
+        match exclusion(index, slot, status, query) {
             None => {
                 let at = picks.partition_point(|(c, s)| (*c, *s) < (chord, slot));
                 if at < k {

@@ -2,10 +2,11 @@
 //! spatial index (an R-tree over occupied cells, see `grid`), changed together
 //! only through [`UnitIndex`]'s methods.
 //!
-//! A ping overwrites the unit's fix and, only when the unit crosses a cell
-//! border, moves its slot from one cell's list to another's. Queries read the
-//! compact `hot` table (position vector and cell per slot) and touch a unit's
-//! full record only for the candidates they examine.
+//! A ping overwrites the unit's fix and its entry in its cell's member list,
+//! and only when the unit crosses a cell border moves that entry to another
+//! cell's list. Queries read the member lists (position, status, fix time per
+//! unit, contiguous per cell) and touch a unit's full record only when they
+//! filter on kind or capability, or for the units they return.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -16,7 +17,7 @@ use hashbrown::HashTable;
 use crate::Millis;
 use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat, chord_m};
-use crate::grid::{CellGrid, NO_CELL};
+use crate::grid::{CellGrid, Member, NO_CELL};
 use crate::incidents::Order;
 
 /// What a unit is: it decides who is suitable and how fast they get there.
@@ -194,21 +195,30 @@ impl Default for UnitIndexConfig {
     }
 }
 
-/// Per slot, what queries and ingest read most: kept apart from the records so
-/// a query's scan stays in a few cache lines per unit.
+/// Per slot: the stored status and fix time, and where the unit's member
+/// entry is (which cell, which position in its list).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Hot {
-    /// Current fix as a vector from the Earth's centre, metres.
-    pub xyz: [f64; 3],
     /// Time of the current fix (`Millis::MIN` before the first).
     pub fix_time: Millis,
-    /// Stored status (never `Offline`): it lives here, not in the record, so
-    /// a query judges a candidate without touching its record.
+    /// Stored status (never `Offline`). Authoritative; the member entry
+    /// holds a copy, written only through `UnitIndex::set_status`.
     pub status: UnitStatus,
     /// The unit's cell, or `NO_CELL` before its first fix.
     pub cell: u32,
-    /// Its index in that cell's list.
+    /// Its index in that cell's member list.
     pub pos_in_cell: u32,
+}
+
+/// One unit the spatial search examined.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    pub slot: u32,
+    /// Lower bound (metres) on the chord to this and every later candidate.
+    pub lower: f64,
+    /// True chord from the query, metres.
+    pub chord: f64,
+    pub status: UnitStatus,
 }
 
 /// Everything held per unit.
@@ -335,7 +345,6 @@ impl UnitIndex {
                     fix: None,
                 });
                 self.hot.push(Hot {
-                    xyz: [0.0; 3],
                     fix_time: Millis::MIN,
                     status: UnitStatus::Available,
                     cell: NO_CELL,
@@ -427,58 +436,75 @@ impl UnitIndex {
             record.moved = true;
             self.moved.push(slot);
         }
-        let hot = &mut self.hot[slot as usize];
-        hot.xyz = ping.at.to_xyz();
-        hot.fix_time = ping.time;
-        self.place(slot, &ping.at);
+        self.hot[slot as usize].fix_time = ping.time;
+        self.place(slot, &ping.at, ping.at.to_xyz(), ping.time);
         Ok((PingOutcome::Moved, slot))
     }
 
-    /// Puts `slot` in the cell of `at`, leaving its old cell if that differs.
-    fn place(&mut self, slot: u32, at: &LonLat) {
+    /// Puts `slot`'s member entry, with its new position, in the cell of `at`,
+    /// leaving its old cell if that differs.
+    fn place(&mut self, slot: u32, at: &LonLat, xyz: [f64; 3], fix_time: Millis) {
         let Hot {
             cell: old,
             pos_in_cell,
+            status,
             ..
         } = self.hot[slot as usize];
+        let member = Member {
+            slot,
+            status,
+            fix_time,
+            xyz,
+        };
         // Most pings stay in their cell: no lookup at all.
         if old != NO_CELL && self.grid.cell(old).contains(at) {
+            self.grid.cell_mut(old).members[pos_in_cell as usize] = member;
             return;
         }
         let target = self.grid.cell_for(self.grid.key(at));
         if target == old {
             // On a border, rounding may disagree with `contains`: stay put.
+            self.grid.cell_mut(old).members[pos_in_cell as usize] = member;
             return;
         }
         if old != NO_CELL {
-            let units = &mut self.grid.cell_mut(old).units;
-            units.swap_remove(pos_in_cell as usize);
-            if let Some(&moved_in) = units.get(pos_in_cell as usize) {
-                self.hot[moved_in as usize].pos_in_cell = pos_in_cell;
+            let members = &mut self.grid.cell_mut(old).members;
+            members.swap_remove(pos_in_cell as usize);
+            if let Some(moved_in) = members.get(pos_in_cell as usize) {
+                self.hot[moved_in.slot as usize].pos_in_cell = pos_in_cell;
             }
         }
-        let units = &mut self.grid.cell_mut(target).units;
+        let members = &mut self.grid.cell_mut(target).members;
         let hot = &mut self.hot[slot as usize];
         hot.cell = target;
-        hot.pos_in_cell = units.len() as u32;
-        units.push(slot);
+        hot.pos_in_cell = members.len() as u32;
+        members.push(member);
     }
 
     /// Status as callers see it: stored status, or `Offline` when the last fix
     /// is missing or older than `offline_after_ms` (off-duty units stay off duty).
     pub(crate) fn effective_status(&self, slot: u32, now: Millis) -> UnitStatus {
         let hot = &self.hot[slot as usize];
-        match hot.status {
+        self.effective(hot.status, hot.fix_time, now)
+    }
+
+    fn effective(&self, status: UnitStatus, fix_time: Millis, now: Millis) -> UnitStatus {
+        match status {
             UnitStatus::OffDuty => UnitStatus::OffDuty,
-            status if now.saturating_sub(hot.fix_time) <= self.config.offline_after_ms => status,
+            status if now.saturating_sub(fix_time) <= self.config.offline_after_ms => status,
             _ => UnitStatus::Offline,
         }
     }
 
-    /// Sets a unit's stored status (never `Offline`, which is derived).
+    /// Sets a unit's stored status (never `Offline`, which is derived), and
+    /// its member entry's copy.
     pub(crate) fn set_status(&mut self, slot: u32, status: UnitStatus) {
         debug_assert_ne!(status, UnitStatus::Offline);
-        self.hot[slot as usize].status = status;
+        let hot = &mut self.hot[slot as usize];
+        hot.status = status;
+        if hot.cell != NO_CELL {
+            self.grid.cell_mut(hot.cell).members[hot.pos_in_cell as usize].status = status;
+        }
     }
 
     pub(crate) fn view(&self, slot: u32, now: Millis) -> Unit {
@@ -568,23 +594,23 @@ impl UnitIndex {
         counts
     }
 
-    /// Units cell by cell, nearest cell first: yields each unit's slot, a lower
-    /// bound (metres) on the chord from `query_xyz` to every unit of its cell
-    /// and of all later cells, and the unit's true chord. Callers stop once the
-    /// bound exceeds what they need.
+    /// Units cell by cell, nearest cell first, each with its effective status
+    /// at `now`, its true chord from `query_xyz`, and a lower bound on the
+    /// chord to it and every later candidate. Callers stop once the bound
+    /// exceeds what they need.
     pub(crate) fn nearest_candidates<'a>(
         &'a self,
         query_xyz: &'a [f64; 3],
-    ) -> impl Iterator<Item = (u32, f64, f64)> + 'a {
+        now: Millis,
+    ) -> impl Iterator<Item = Candidate> + 'a {
         self.grid
             .nearest_cells(query_xyz)
             .flat_map(move |(cell, lower)| {
-                self.grid.cell(cell).units.iter().map(move |&slot| {
-                    (
-                        slot,
-                        lower,
-                        chord_m(&self.hot[slot as usize].xyz, query_xyz),
-                    )
+                self.grid.cell(cell).members.iter().map(move |m| Candidate {
+                    slot: m.slot,
+                    lower,
+                    chord: chord_m(&m.xyz, query_xyz),
+                    status: self.effective(m.status, m.fix_time, now),
                 })
             })
     }
@@ -719,11 +745,11 @@ mod tests {
             .unwrap();
         assert_ne!(idx.hot(0).cell, cell);
         assert_eq!(idx.cell_count(), 2);
-        let units = &idx.grid.cell(cell).units;
-        assert_eq!(units.len(), 2);
-        for (pos, &slot) in units.iter().enumerate() {
-            assert_eq!(idx.hot(slot).pos_in_cell as usize, pos);
-            assert_eq!(idx.hot(slot).cell, cell);
+        let members = &idx.grid.cell(cell).members;
+        assert_eq!(members.len(), 2);
+        for (pos, member) in members.iter().enumerate() {
+            assert_eq!(idx.hot(member.slot).pos_in_cell as usize, pos);
+            assert_eq!(idx.hot(member.slot).cell, cell);
         }
         assert_eq!(idx.indexed_len(), 3);
         assert_eq!(idx.take_moved().len(), 3);
