@@ -282,7 +282,7 @@ impl Dispatcher {
                 );
             }
             (UnitStatus::OnScene, Some(incident)) => {
-                let islot = self.incident_slots[incident];
+                let islot = self.incident_slots[&**incident];
                 let inc = &mut self.incidents[islot];
                 if inc.status == IncidentStatus::Dispatched {
                     inc.status = IncidentStatus::OnScene;
@@ -313,8 +313,7 @@ impl Dispatcher {
         if let Some(order) = record.order.take() {
             self.outbox.push(Event::OrderReleased(*order));
         }
-        let record = self.units.record(slot);
-        let unit_id = record.profile.id.clone();
+        let unit_id = self.units.unit_id(slot).to_string();
         if let Some(&islot) = self.incident_slots.get(incident_id) {
             let inc = &mut self.incidents[islot];
             inc.unit_ids.retain(|u| *u != unit_id);
@@ -668,9 +667,9 @@ impl Dispatcher {
         for slot in slots {
             self.units.set_status(slot, UnitStatus::Assigned);
             let record = self.units.record_mut(slot);
-            record.incident_id = Some(incident_id.to_string());
-            let unit_id = record.profile.id.clone();
-            let fix = record.fix;
+            record.incident_id = Some(incident_id.into());
+            let fix = record.fix();
+            let unit_id = self.units.unit_id(slot).to_string();
             let inc = &mut self.incidents[islot];
             let order = Order {
                 id: format!("{}order-{}", self.config.id_prefix, self.next_order),

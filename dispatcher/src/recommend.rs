@@ -124,14 +124,14 @@ fn exclusion(
     if query.kinds.is_empty() && query.required_capabilities.is_empty() {
         return None;
     }
-    let profile = &index.record(slot).profile;
-    if !query.kinds.is_empty() && !query.kinds.contains(&profile.kind) {
+    let record = index.record(slot);
+    if !query.kinds.is_empty() && !query.kinds.contains(&record.kind) {
         return Some(ExclusionReason::WrongKind);
     }
     if !query
         .required_capabilities
         .iter()
-        .all(|c| profile.capabilities.contains(c))
+        .all(|c| record.has_capability(c))
     {
         return Some(ExclusionReason::MissingCapability);
     }
@@ -203,7 +203,7 @@ fn exclusion_detail(
     let record = index.record(slot);
     match reason {
         ExclusionReason::Offline => {
-            let age_s = record.fix.map(|f| (now - f.time) / 1000).unwrap_or(0);
+            let age_s = record.fix().map(|f| (now - f.time) / 1000).unwrap_or(0);
             format!("offline: last fix {age_s} s ago")
         }
         ExclusionReason::Assigned => format!(
@@ -213,13 +213,13 @@ fn exclusion_detail(
         ),
         ExclusionReason::NotAvailable => index.effective_status(slot, now).as_str().to_string(),
         ExclusionReason::WrongKind => {
-            format!("kind {} not requested", record.profile.kind.as_str())
+            format!("kind {} not requested", record.kind.as_str())
         }
         ExclusionReason::MissingCapability => {
             let missing = query
                 .required_capabilities
                 .iter()
-                .find(|c| !record.profile.capabilities.contains(c));
+                .find(|c| !record.has_capability(c));
             format!("lacks capability {:?}", missing.map_or("", |c| c.as_str()))
         }
     }
@@ -269,10 +269,10 @@ pub fn recommend_units(
         .map(|&(_, slot, reason)| {
             let record = index.record(slot);
             ExcludedUnit {
-                unit_id: record.profile.id.clone(),
-                call_sign: record.profile.call_sign.clone(),
+                unit_id: index.unit_id(slot).to_string(),
+                call_sign: record.call_sign.to_string(),
                 distance_m: record
-                    .fix
+                    .fix()
                     .map(|f| f.at.distance_m(&target))
                     .unwrap_or(f64::NAN),
                 reason,

@@ -221,18 +221,76 @@ pub(crate) struct Candidate {
     pub status: UnitStatus,
 }
 
-/// Everything held per unit.
+/// Everything else held per unit, compactly: a city holds a million of these.
+/// The id lives once, in the index's id arena.
 #[derive(Debug, Clone)]
 pub(crate) struct UnitRecord {
-    pub profile: UnitProfile,
+    pub call_sign: Box<str>,
+    pub capabilities: Box<[Box<str>]>,
+    pub incident_id: Option<Box<str>>,
+    /// The order that assigned the unit to `incident_id`.
+    pub order: Option<Box<Order>>,
+    fix: StoredFix,
+    pub kind: UnitKind,
     /// Moved since the last `take_moved`.
     pub moved: bool,
     /// The stream was told this unit went offline.
     pub offline_reported: bool,
-    pub incident_id: Option<String>,
-    /// The order that assigned the unit to `incident_id`.
-    pub order: Option<Box<Order>>,
-    pub fix: Option<Fix>,
+}
+
+/// A [`Fix`] in 40 bytes instead of 56: `time == Millis::MIN` means none,
+/// NaN means an optional value was absent.
+#[derive(Debug, Clone, Copy)]
+struct StoredFix {
+    lon: f64,
+    lat: f64,
+    time: Millis,
+    speed_mps: f32,
+    heading_deg: f32,
+    accuracy_m: f32,
+}
+
+impl StoredFix {
+    const NONE: StoredFix = StoredFix {
+        lon: 0.0,
+        lat: 0.0,
+        time: Millis::MIN,
+        speed_mps: f32::NAN,
+        heading_deg: f32::NAN,
+        accuracy_m: f32::NAN,
+    };
+
+    fn from_fix(f: &Fix) -> Self {
+        Self {
+            lon: f.at.lon,
+            lat: f.at.lat,
+            time: f.time,
+            speed_mps: f.speed_mps.unwrap_or(f32::NAN),
+            heading_deg: f.heading_deg.unwrap_or(f32::NAN),
+            accuracy_m: f.accuracy_m.unwrap_or(f32::NAN),
+        }
+    }
+
+    fn get(&self) -> Option<Fix> {
+        let some = |v: f32| (!v.is_nan()).then_some(v);
+        (self.time != Millis::MIN).then(|| Fix {
+            at: LonLat::new(self.lon, self.lat),
+            time: self.time,
+            speed_mps: some(self.speed_mps),
+            heading_deg: some(self.heading_deg),
+            accuracy_m: some(self.accuracy_m),
+        })
+    }
+}
+
+impl UnitRecord {
+    pub fn fix(&self) -> Option<Fix> {
+        self.fix.get()
+    }
+
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| &**c == capability)
+    }
 }
 
 /// The unit registry and its spatial index, kept in step through one door.
@@ -290,6 +348,23 @@ impl UnitIndex {
         self.grid.cell_count()
     }
 
+    /// The unit's id.
+    pub(crate) fn unit_id(&self, slot: u32) -> &str {
+        // The arena only ever receives whole `&str`s, so every span is UTF-8.
+        std::str::from_utf8(self.id_bytes(slot)).unwrap_or_default()
+    }
+
+    /// The unit's profile, rebuilt from the compact record.
+    pub(crate) fn profile(&self, slot: u32) -> UnitProfile {
+        let record = &self.records[slot as usize];
+        UnitProfile {
+            id: self.unit_id(slot).to_string(),
+            call_sign: record.call_sign.to_string(),
+            kind: record.kind,
+            capabilities: record.capabilities.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
     fn id_bytes(&self, slot: u32) -> &[u8] {
         let (start, len) = self.id_spans[slot as usize];
         &self.id_arena[start as usize..(start + len) as usize]
@@ -318,7 +393,14 @@ impl UnitIndex {
         }
         let created = match self.find(&profile.id) {
             Some(slot) => {
-                self.records[slot as usize].profile = profile.clone();
+                let record = &mut self.records[slot as usize];
+                record.call_sign = profile.call_sign.as_str().into();
+                record.kind = profile.kind;
+                record.capabilities = profile
+                    .capabilities
+                    .iter()
+                    .map(|c| c.as_str().into())
+                    .collect();
                 false
             }
             None => {
@@ -337,12 +419,18 @@ impl UnitIndex {
                     hasher.hash_one(&arena[start as usize..(start + len) as usize])
                 });
                 self.records.push(UnitRecord {
-                    profile: profile.clone(),
+                    call_sign: profile.call_sign.as_str().into(),
+                    capabilities: profile
+                        .capabilities
+                        .iter()
+                        .map(|c| c.as_str().into())
+                        .collect(),
+                    kind: profile.kind,
+                    fix: StoredFix::NONE,
                     moved: false,
                     offline_reported: true,
                     incident_id: None,
                     order: None,
-                    fix: None,
                 });
                 self.hot.push(Hot {
                     fix_time: Millis::MIN,
@@ -414,7 +502,7 @@ impl UnitIndex {
         check_motion("accuracy_m", ping.accuracy_m, 0.0, 100_000.0)?;
         let slot = self.find(ping.unit_id).ok_or(PingRejection::UnknownUnit)?;
         let record = &mut self.records[slot as usize];
-        if let Some(held) = record.fix {
+        if let Some(held) = record.fix() {
             if ping.time < held.time {
                 return Err(PingRejection::OutOfOrder {
                     time: ping.time,
@@ -425,7 +513,7 @@ impl UnitIndex {
                 return Ok((PingOutcome::Duplicate, slot));
             }
         }
-        record.fix = Some(Fix {
+        record.fix = StoredFix::from_fix(&Fix {
             at: ping.at,
             time: ping.time,
             speed_mps: ping.speed_mps,
@@ -510,10 +598,10 @@ impl UnitIndex {
     pub(crate) fn view(&self, slot: u32, now: Millis) -> Unit {
         let record = &self.records[slot as usize];
         Unit {
-            profile: record.profile.clone(),
+            profile: self.profile(slot),
             status: self.effective_status(slot, now),
-            fix: record.fix,
-            incident_id: record.incident_id.clone(),
+            fix: record.fix(),
+            incident_id: record.incident_id.as_deref().map(str::to_string),
         }
     }
 
@@ -537,10 +625,10 @@ impl UnitIndex {
             }
             let status = self.effective_status(slot as u32, now);
             let keep = (filter.statuses.is_empty() || filter.statuses.contains(&status))
-                && (filter.kinds.is_empty() || filter.kinds.contains(&record.profile.kind))
+                && (filter.kinds.is_empty() || filter.kinds.contains(&record.kind))
                 && filter
                     .bbox
-                    .is_none_or(|b| record.fix.is_some_and(|f| b.contains(&f.at)));
+                    .is_none_or(|b| record.fix().is_some_and(|f| b.contains(&f.at)));
             if keep {
                 out.push(self.view(slot as u32, now));
             }
@@ -564,7 +652,8 @@ impl UnitIndex {
             .filter_map(|slot| {
                 let record = &mut self.records[slot as usize];
                 record.moved = false;
-                record.fix.map(|fix| (record.profile.id.clone(), fix))
+                let fix = record.fix();
+                fix.map(|fix| (self.unit_id(slot).to_string(), fix))
             })
             .collect()
     }
@@ -754,6 +843,39 @@ mod tests {
         assert_eq!(idx.indexed_len(), 3);
         assert_eq!(idx.take_moved().len(), 3);
         assert!(idx.take_moved().is_empty());
+    }
+
+    #[test]
+    fn per_unit_state_stays_compact() {
+        // A city holds a million units: these sizes are the memory budget.
+        assert!(
+            std::mem::size_of::<UnitRecord>() <= 104,
+            "{}",
+            std::mem::size_of::<UnitRecord>()
+        );
+        assert!(
+            std::mem::size_of::<Hot>() <= 24,
+            "{}",
+            std::mem::size_of::<Hot>()
+        );
+        assert!(
+            std::mem::size_of::<Member>() <= 48,
+            "{}",
+            std::mem::size_of::<Member>()
+        );
+    }
+
+    #[test]
+    fn stored_fix_round_trips() {
+        let fix = Fix {
+            at: LonLat::new(24.9, 60.1),
+            time: 5,
+            speed_mps: Some(3.5),
+            heading_deg: None,
+            accuracy_m: Some(0.0),
+        };
+        assert_eq!(StoredFix::from_fix(&fix).get(), Some(fix));
+        assert_eq!(StoredFix::NONE.get(), None);
     }
 
     #[test]
