@@ -2,12 +2,19 @@
 //! table (stdout, or stderr with `--json`) and the JSON object (stdout).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use patrol_bench::city::Centre;
+use patrol_bench::report::Report;
 use patrol_bench::run::{Options, Phases, run};
 use patrol_bench::server::{ServerSource, default_patrold};
+
+/// Counts live heap bytes, for the in-process core's memory per unit.
+#[global_allocator]
+static ALLOC: patrol_bench::heap::CountingAlloc = patrol_bench::heap::CountingAlloc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Phase {
@@ -62,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Concurrent ingest streams (and Redis connections).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 16)]
     clients: usize,
     /// Pings per batch (and GEOADDs per pipeline).
     #[arg(long, default_value_t = 500)]
@@ -93,9 +100,57 @@ struct Args {
     /// Recommend requests in flight for the throughput figure.
     #[arg(long, default_value_t = 32)]
     recommend_tasks: usize,
+    /// Start the dense centre's units on central Helsinki's real street network
+    /// (OpenStreetMap) instead of a Gaussian cloud.
+    #[arg(long)]
+    helsinki: bool,
+    /// The OpenStreetMap extract for --helsinki [default data/helsinki.osm.pbf].
+    #[arg(long, requires = "helsinki")]
+    helsinki_map: Option<PathBuf>,
+    /// Extra ingest runs as CLIENTSxBATCH pairs, both systems, at
+    /// --sweep-units (default 1x100,4x100,16x100,1x1000,4x1000,16x1000; quick:
+    /// none; "none" for none).
+    #[arg(long, value_delimiter = ',')]
+    sweep: Option<Vec<String>>,
+    /// Unit count for the sweep; the nearest of --units is used.
+    #[arg(long, default_value_t = 100_000)]
+    sweep_units: usize,
+    /// Seconds per sweep point.
+    #[arg(long, default_value_t = 3.0)]
+    sweep_seconds: f64,
+    /// Run everything this many times and report each figure's median.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Also write the tables as GitHub markdown to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Record the server with `perf record` during each measured phase
+    /// (ingest, recommend, freshness) into this directory.
+    #[arg(long)]
+    profile: Option<PathBuf>,
     /// Dispatch round trips (default 500; quick: 100).
     #[arg(long)]
     dispatch_rounds: Option<usize>,
+}
+
+/// "4x500" -> (4, 500).
+fn parse_sweep_point(p: &str) -> Result<(usize, usize)> {
+    let (c, b) = p
+        .split_once('x')
+        .with_context(|| format!("sweep point {p:?}: expected CLIENTSxBATCH, e.g. 4x500"))?;
+    let c: usize = c
+        .trim()
+        .parse()
+        .with_context(|| format!("sweep point {p:?}: clients"))?;
+    let b: usize = b
+        .trim()
+        .parse()
+        .with_context(|| format!("sweep point {p:?}: batch"))?;
+    anyhow::ensure!(
+        c > 0 && b > 0,
+        "sweep point {p:?}: clients and batch must be positive"
+    );
+    Ok((c, b))
 }
 
 fn options(args: &Args) -> Result<Options> {
@@ -138,6 +193,33 @@ fn options(args: &Args) -> Result<Options> {
             config: args.patrold_config.clone(),
         },
     };
+    let centre = if args.helsinki {
+        let path = args
+            .helsinki_map
+            .clone()
+            .unwrap_or_else(patrol_sim::default_map_path);
+        let map = patrol_sim::osm::CityMap::load(&path)
+            .with_context(|| format!("loading {}", path.display()))?;
+        Centre::Network(Arc::new(map))
+    } else {
+        Centre::Gaussian { sigma_m: 1_500.0 }
+    };
+    let sweep = match &args.sweep {
+        Some(points) => points
+            .iter()
+            .filter(|p| p.as_str() != "none")
+            .map(|p| parse_sweep_point(p))
+            .collect::<Result<Vec<_>>>()?,
+        None if q => Vec::new(),
+        None => vec![
+            (1, 100),
+            (4, 100),
+            (16, 100),
+            (1, 1000),
+            (4, 1000),
+            (16, 1000),
+        ],
+    };
     let workdir = std::env::temp_dir().join(format!("patrol-bench-{}", std::process::id()));
     std::fs::create_dir_all(&workdir)?;
     Ok(Options {
@@ -162,6 +244,11 @@ fn options(args: &Args) -> Result<Options> {
         recommend_tasks: args.recommend_tasks.max(1),
         dispatch_rounds: args.dispatch_rounds.unwrap_or(if q { 100 } else { 500 }),
         workdir,
+        centre,
+        sweep,
+        profile: args.profile.clone(),
+        sweep_units: args.sweep_units,
+        sweep_time: Duration::from_secs_f64(args.sweep_seconds),
     })
 }
 
@@ -175,14 +262,27 @@ async fn main() -> Result<()> {
         .init();
     let args = Args::parse();
     let opts = options(&args)?;
-    let result = run(&opts).await;
-    match &result {
-        Ok(_) => {
-            let _ = std::fs::remove_dir_all(&opts.workdir);
+    let mut runs = Vec::new();
+    for i in 0..args.runs.max(1) {
+        if args.runs > 1 {
+            tracing::info!(run = i + 1, of = args.runs, "benchmark run");
         }
-        Err(_) => eprintln!("logs kept in {}", opts.workdir.display()),
+        let result = run(&opts).await;
+        if result.is_err() {
+            eprintln!("logs kept in {}", opts.workdir.display());
+        }
+        runs.push(result?);
     }
-    let report = result?;
+    let _ = std::fs::remove_dir_all(&opts.workdir);
+    let report = if runs.len() == 1 {
+        runs.remove(0)
+    } else {
+        Report::median(&runs)
+    };
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, report.markdown())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         eprint!("{}", report.table());
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
