@@ -131,7 +131,7 @@ fn exclusion(
     if !query
         .required_capabilities
         .iter()
-        .all(|c| record.has_capability(c))
+        .all(|c| index.has_capability(slot, c))
     {
         return Some(ExclusionReason::MissingCapability);
     }
@@ -219,7 +219,7 @@ fn exclusion_detail(
             let missing = query
                 .required_capabilities
                 .iter()
-                .find(|c| !record.has_capability(c));
+                .find(|c| !index.has_capability(slot, c));
             format!("lacks capability {:?}", missing.map_or("", |c| c.as_str()))
         }
     }
@@ -270,7 +270,7 @@ pub fn recommend_units(
             let record = index.record(slot);
             ExcludedUnit {
                 unit_id: index.unit_id(slot).to_string(),
-                call_sign: record.call_sign.to_string(),
+                call_sign: index.call_sign(slot).to_string(),
                 distance_m: record
                     .fix()
                     .map(|f| f.at.distance_m(&target))

@@ -225,8 +225,10 @@ pub(crate) struct Candidate {
 /// The id lives once, in the index's id arena.
 #[derive(Debug, Clone)]
 pub(crate) struct UnitRecord {
-    pub call_sign: Box<str>,
-    pub capabilities: Box<[Box<str>]>,
+    /// (start, len) of the call sign in the index's name arena.
+    call_sign: (u32, u32),
+    /// Bit i set: the unit has the index's capability i.
+    capabilities: u64,
     pub incident_id: Option<Box<str>>,
     /// The order that assigned the unit to `incident_id`.
     pub order: Option<Box<Order>>,
@@ -287,10 +289,6 @@ impl UnitRecord {
     pub fn fix(&self) -> Option<Fix> {
         self.fix.get()
     }
-
-    pub fn has_capability(&self, capability: &str) -> bool {
-        self.capabilities.iter().any(|c| &**c == capability)
-    }
 }
 
 /// The unit registry and its spatial index, kept in step through one door.
@@ -306,6 +304,12 @@ pub struct UnitIndex {
     /// record's heap string, which kept ingest waiting on cache misses.
     id_arena: Vec<u8>,
     id_spans: Vec<(u32, u32)>,
+    /// Every call sign's bytes, back to back (a re-registered call sign is
+    /// appended; the old bytes stay, re-registration being rare).
+    name_arena: Vec<u8>,
+    /// The distinct capability tags seen, at most 64: a unit's capabilities
+    /// are a bit mask over them.
+    capability_names: Vec<Box<str>>,
     hasher: DefaultHashBuilder,
     grid: CellGrid,
     moved: Vec<u32>,
@@ -320,6 +324,8 @@ impl UnitIndex {
             ids: HashTable::new(),
             id_arena: Vec::new(),
             id_spans: Vec::new(),
+            name_arena: Vec::new(),
+            capability_names: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             grid: CellGrid::new(config.cell_size_m),
             moved: Vec::new(),
@@ -354,15 +360,64 @@ impl UnitIndex {
         std::str::from_utf8(self.id_bytes(slot)).unwrap_or_default()
     }
 
+    /// The unit's call sign.
+    pub(crate) fn call_sign(&self, slot: u32) -> &str {
+        let (start, len) = self.records[slot as usize].call_sign;
+        std::str::from_utf8(&self.name_arena[start as usize..(start + len) as usize])
+            .unwrap_or_default()
+    }
+
+    /// Whether the unit has `capability`.
+    pub(crate) fn has_capability(&self, slot: u32, capability: &str) -> bool {
+        self.capability_names
+            .iter()
+            .position(|c| &**c == capability)
+            .is_some_and(|bit| self.records[slot as usize].capabilities & (1 << bit) != 0)
+    }
+
     /// The unit's profile, rebuilt from the compact record.
     pub(crate) fn profile(&self, slot: u32) -> UnitProfile {
         let record = &self.records[slot as usize];
         UnitProfile {
             id: self.unit_id(slot).to_string(),
-            call_sign: record.call_sign.to_string(),
+            call_sign: self.call_sign(slot).to_string(),
             kind: record.kind,
-            capabilities: record.capabilities.iter().map(|c| c.to_string()).collect(),
+            capabilities: (0..self.capability_names.len())
+                .filter(|bit| record.capabilities & (1 << bit) != 0)
+                .map(|bit| self.capability_names[bit].to_string())
+                .collect(),
         }
+    }
+
+    /// The bit mask for `capabilities`, learning new tags (at most 64).
+    fn capability_mask(&mut self, capabilities: &[String]) -> Result<u64, Error> {
+        let mut mask = 0u64;
+        for cap in capabilities {
+            let bit = match self.capability_names.iter().position(|c| **c == **cap) {
+                Some(bit) => bit,
+                None if self.capability_names.len() < 64 => {
+                    self.capability_names.push(cap.as_str().into());
+                    self.capability_names.len() - 1
+                }
+                None => {
+                    return Err(Error::invalid(
+                        "capabilities",
+                        format!("{cap:?}"),
+                        "this server tracks at most 64 distinct capability tags",
+                    ));
+                }
+            };
+            mask |= 1 << bit;
+        }
+        Ok(mask)
+    }
+
+    /// Stores a call sign in the name arena.
+    fn store_name(&mut self, name: &str) -> Result<(u32, u32), Error> {
+        let start = u32::try_from(self.name_arena.len())
+            .map_err(|_| Error::FailedPrecondition("call sign table is full".into()))?;
+        self.name_arena.extend_from_slice(name.as_bytes());
+        Ok((start, name.len() as u32))
     }
 
     fn id_bytes(&self, slot: u32) -> &[u8] {
@@ -391,16 +446,14 @@ impl UnitIndex {
         for cap in &profile.capabilities {
             validate_id("capabilities", cap)?;
         }
+        let capabilities = self.capability_mask(&profile.capabilities)?;
+        let call_sign = self.store_name(&profile.call_sign)?;
         let created = match self.find(&profile.id) {
             Some(slot) => {
                 let record = &mut self.records[slot as usize];
-                record.call_sign = profile.call_sign.as_str().into();
+                record.call_sign = call_sign;
                 record.kind = profile.kind;
-                record.capabilities = profile
-                    .capabilities
-                    .iter()
-                    .map(|c| c.as_str().into())
-                    .collect();
+                record.capabilities = capabilities;
                 false
             }
             None => {
@@ -419,12 +472,8 @@ impl UnitIndex {
                     hasher.hash_one(&arena[start as usize..(start + len) as usize])
                 });
                 self.records.push(UnitRecord {
-                    call_sign: profile.call_sign.as_str().into(),
-                    capabilities: profile
-                        .capabilities
-                        .iter()
-                        .map(|c| c.as_str().into())
-                        .collect(),
+                    call_sign,
+                    capabilities,
                     kind: profile.kind,
                     fix: StoredFix::NONE,
                     moved: false,
@@ -849,7 +898,7 @@ mod tests {
     fn per_unit_state_stays_compact() {
         // A city holds a million units: these sizes are the memory budget.
         assert!(
-            std::mem::size_of::<UnitRecord>() <= 104,
+            std::mem::size_of::<UnitRecord>() <= 88,
             "{}",
             std::mem::size_of::<UnitRecord>()
         );
@@ -863,6 +912,32 @@ mod tests {
             "{}",
             std::mem::size_of::<Member>()
         );
+    }
+
+    #[test]
+    fn profiles_round_trip_through_the_compact_record() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        let mut p = profile("u1", UnitKind::EBike);
+        p.capabilities = vec!["medic".into(), "k9".into()];
+        idx.register(p.clone(), 0).unwrap();
+        assert_eq!(idx.profile(0), p);
+        assert!(idx.has_capability(0, "k9") && !idx.has_capability(0, "dutch"));
+        // re-registering updates call sign and capabilities
+        p.call_sign = "Bike Seven".into();
+        p.capabilities = vec!["dutch".into()];
+        let (unit, created) = idx.register(p.clone(), 0).unwrap();
+        assert!(!created);
+        assert_eq!(unit.profile, p);
+        // at most 64 distinct capability tags, refused by name
+        for i in 0..61 {
+            let mut q = profile(&format!("x{i}"), UnitKind::Car);
+            q.capabilities = vec![format!("cap{i}")];
+            idx.register(q, 0).unwrap();
+        }
+        let mut q = profile("x99", UnitKind::Car);
+        q.capabilities = vec!["one-too-many".into()];
+        let err = idx.register(q, 0).unwrap_err();
+        assert!(err.to_string().contains("capabilities"), "{err}");
     }
 
     #[test]
