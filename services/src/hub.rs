@@ -213,15 +213,21 @@ impl Hub {
             return 0;
         }
         let now = now_ms();
+        let count = moved.len();
+        let per_event = self.config.watch.max_positions_per_event;
+        let mut positions = moved.into_iter().map(to_wire::position).peekable();
         let last = {
             let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
-            for chunk in moved.chunks(self.config.watch.max_positions_per_event) {
-                log.append(now, to_wire::positions(chunk));
+            while positions.peek().is_some() {
+                let batch = pb::PositionBatch {
+                    positions: positions.by_ref().take(per_event).collect(),
+                };
+                log.append(now, pb::watch_event::Kind::Positions(batch));
             }
             log.last_seq()
         };
         self.head.send_replace(last);
-        moved.len()
+        count
     }
 
     /// Reads the log from `from` (see [`EventLog::read_from`]).

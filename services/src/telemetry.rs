@@ -2,7 +2,6 @@
 //!
 //! Names are constants here so every part records the same series.
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use axum::Router;
@@ -96,11 +95,4 @@ pub async fn serve_http(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// The address a listener is bound to, for logs.
-pub fn local(listener: &TcpListener) -> String {
-    listener
-        .local_addr()
-        .map_or_else(|e| e.to_string(), |a: SocketAddr| a.to_string())
 }

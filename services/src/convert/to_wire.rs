@@ -195,14 +195,11 @@ pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
     }
 }
 
-pub fn positions(moved: &[(String, d::Fix)]) -> pb::watch_event::Kind {
-    pb::watch_event::Kind::Positions(pb::PositionBatch {
-        positions: moved
-            .iter()
-            .map(|(id, f)| pb::UnitPosition {
-                unit_id: id.clone(),
-                fix: Some(fix(f)),
-            })
-            .collect(),
-    })
+/// One unit's latest position, taking its id by value (no second copy on the
+/// position ticker's path).
+pub fn position((unit_id, f): (String, d::Fix)) -> pb::UnitPosition {
+    pb::UnitPosition {
+        unit_id,
+        fix: Some(fix(&f)),
+    }
 }
