@@ -5,7 +5,7 @@ use crate::geometry::{BoundingBox, LonLat};
 
 /// A fixed or PTZ camera. `heading_deg` is clockwise from north; `fov_deg` is the
 /// horizontal field of view; `range_m` how far it usefully sees.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Camera {
     pub id: String,
     pub name: String,

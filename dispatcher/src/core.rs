@@ -761,6 +761,64 @@ impl Dispatcher {
         Ok(self.units.record(slot).order.as_deref().cloned())
     }
 
+    // ----- persistence (see `persist`) -------------------------------------
+
+    pub(crate) fn counters(&self) -> (u64, u64, u64) {
+        (self.next_alert, self.next_incident, self.next_order)
+    }
+
+    pub(crate) fn alert_incidents(&self) -> impl Iterator<Item = (&(String, String), &String)> {
+        self.alert_incidents.iter()
+    }
+
+    pub(crate) fn camera_slot(&self, id: &str) -> Option<usize> {
+        self.camera_slots.get(id).copied()
+    }
+
+    pub(crate) fn cameras_in_order(&self) -> &[Camera] {
+        &self.cameras
+    }
+
+    pub(crate) fn incident_slot(&self, id: &str) -> Option<usize> {
+        self.incident_slots.get(id).copied()
+    }
+
+    pub(crate) fn incidents_in_order(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    pub(crate) fn units_mut(&mut self) -> &mut UnitIndex {
+        &mut self.units
+    }
+
+    pub(crate) fn restore_rest(
+        &mut self,
+        cameras: Vec<Camera>,
+        incidents: Vec<Incident>,
+        meta: crate::persist::CoreMeta,
+    ) {
+        self.camera_slots = cameras
+            .iter()
+            .enumerate()
+            .map(|(slot, c)| (c.id.clone(), slot))
+            .collect();
+        self.cameras = cameras;
+        self.incident_slots = incidents
+            .iter()
+            .enumerate()
+            .map(|(slot, i)| (i.id.clone(), slot))
+            .collect();
+        self.incidents = incidents;
+        self.alert_incidents = meta
+            .alert_incidents
+            .into_iter()
+            .map(|(camera, label, incident)| ((camera, label), incident))
+            .collect();
+        self.next_alert = meta.next_alert;
+        self.next_incident = meta.next_incident;
+        self.next_order = meta.next_order;
+    }
+
     /// Everything a new command-room client needs.
     pub fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {

@@ -17,7 +17,7 @@ use crate::error::Error;
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// A WGS84 position: `lon` is x, `lat` is y, both in degrees.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LonLat {
     pub lon: f64,
     pub lat: f64,

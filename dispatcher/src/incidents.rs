@@ -11,7 +11,7 @@
 use crate::Millis;
 use crate::geometry::LonLat;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IncidentStatus {
     New,
     Dispatched,
@@ -56,21 +56,21 @@ impl IncidentStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IncidentSource {
     Call,
     CameraAlert,
     Operator,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     pub time: Millis,
-    pub action: &'static str,
+    pub action: String,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     pub id: String,
     pub kind: String,
@@ -94,7 +94,7 @@ impl Incident {
         self.updated = time;
         self.audit.push(AuditEntry {
             time,
-            action,
+            action: action.to_string(),
             detail,
         });
     }
@@ -112,7 +112,7 @@ pub struct NewIncident {
 }
 
 /// An order for one unit to go to an incident.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     pub id: String,
     pub unit_id: String,

@@ -14,6 +14,7 @@
 //! - [`cameras`]: the camera network.
 //! - [`core`]: [`Dispatcher`], the one door for every command, which leaves an
 //!   ordered [`Event`] for each change.
+//! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
 pub mod cameras;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod geometry;
 mod grid;
 pub mod incidents;
+pub mod persist;
 pub mod recommend;
 pub mod units;
 

@@ -21,7 +21,7 @@ use crate::grid::{CellGrid, Member, NO_CELL};
 use crate::incidents::Order;
 
 /// What a unit is: it decides who is suitable and how fast they get there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnitKind {
     Car,
     Foot,
@@ -52,7 +52,7 @@ impl UnitKind {
 
 /// A unit's status. `Offline` is never stored: it is derived from the age of the
 /// last fix (see [`UnitIndex::effective_status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnitStatus {
     Available,
     Assigned,
@@ -88,7 +88,7 @@ impl UnitStatus {
 }
 
 /// The latest accepted fix of a unit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fix {
     pub at: LonLat,
     pub time: Millis,
@@ -492,6 +492,50 @@ impl UnitIndex {
         };
         let unit = self.get(&profile.id, now)?;
         Ok((unit, created))
+    }
+
+    /// The capability tags in the order they were learnt.
+    pub(crate) fn capability_names(&self) -> Vec<String> {
+        self.capability_names
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
+    /// The stored status (never `Offline`, which is derived from fix age).
+    pub(crate) fn stored_status(&self, slot: u32) -> UnitStatus {
+        self.hot[slot as usize].status
+    }
+
+    /// Learns capability tags in a checkpoint's order (on an empty index).
+    pub(crate) fn restore_capabilities(&mut self, names: &[String]) -> Result<(), Error> {
+        self.capability_mask(names).map(|_| ())
+    }
+
+    /// Adds a unit from a checkpoint as the next slot, with its fix, status,
+    /// assignment and liveness as they were.
+    pub(crate) fn restore(&mut self, state: crate::persist::UnitState) -> Result<(), Error> {
+        let (_, created) = self.register(state.profile(), 0)?;
+        let slot = self.slot(&state.id)?;
+        if !created || slot != state.slot {
+            return Err(Error::FailedPrecondition(format!(
+                "checkpoint lists unit {:?} twice or out of order",
+                state.id
+            )));
+        }
+        if state.status != UnitStatus::Offline {
+            self.hot[slot as usize].status = state.status;
+        }
+        let record = &mut self.records[slot as usize];
+        record.incident_id = state.incident_id.map(String::into_boxed_str);
+        record.order = state.order.map(Box::new);
+        record.offline_reported = state.offline_reported;
+        if let Some(fix) = state.fix.filter(|f| f.at.is_valid()) {
+            record.fix = StoredFix::from_fix(&fix);
+            self.hot[slot as usize].fix_time = fix.time;
+            self.place(slot, &fix.at, fix.at.to_xyz(), fix.time);
+        }
+        Ok(())
     }
 
     pub(crate) fn slot(&self, id: &str) -> Result<u32, Error> {
