@@ -147,7 +147,7 @@ fn lifecycle_and_closing_frees_units() {
             .is_err()
     );
     assert!(d.dispatch(&inc.id, &["u2".into()], "", NOW).is_err());
-    let actions: Vec<_> = closed.audit.iter().map(|a| a.action).collect();
+    let actions: Vec<_> = closed.audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
         [

@@ -27,6 +27,8 @@ pub struct Config {
     pub watch: WatchConfig,
     pub alerts: AlertsConfig,
     pub demo: DemoConfig,
+    /// Durable, shared state in Redis; off (in memory) unless `urls` is set.
+    pub redis: RedisConfig,
     /// How long shutdown waits for streams and calls to finish, milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -61,6 +63,38 @@ pub struct WatchConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port` URLs. Empty: state lives in this process only.
+    /// One URL for a single Redis; with `cluster`, any of the cluster's nodes.
+    pub urls: Vec<String>,
+    /// Talk to a Redis Cluster (keys of one region share a hash slot).
+    pub cluster: bool,
+    /// The region this node serves. Every key carries it as the hash tag
+    /// (`patrol:{region}:log`), so one region lives on one shard; all nodes of
+    /// a region must use the same value (and the same `units`, `alerts` and
+    /// `watch.max_positions_per_event` settings, which shape the shared state).
+    pub region: String,
+    /// Changes waiting for Redis at once. When full a caller waits up to
+    /// `queue_wait_ms`, then gets ResourceExhausted: backpressure, not memory.
+    pub max_in_flight: usize,
+    pub queue_wait_ms: u64,
+    /// How long a caller waits for its stored change to be applied here.
+    pub apply_timeout_ms: u64,
+    /// Timeout of one Redis command (the log reader's blocking read is
+    /// shorter than this).
+    pub response_timeout_ms: u64,
+    /// Write a checkpoint of the state to Redis hashes after this many log
+    /// entries (the log is then trimmed up to the checkpoint, but never
+    /// closer to now than `keep_ms`, for late readers).
+    pub checkpoint_entries: u64,
+    /// ... or after this long, whichever comes first, milliseconds.
+    pub checkpoint_interval_ms: u64,
+    /// Log entries younger than this are never trimmed, milliseconds.
+    pub keep_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// Alerts below this confidence never open an incident.
     pub min_confidence: f32,
@@ -87,6 +121,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             alerts: AlertsConfig::default(),
             demo: DemoConfig::default(),
+            redis: RedisConfig::default(),
             shutdown_grace_ms: 5_000,
         }
     }
@@ -112,6 +147,29 @@ impl Default for WatchConfig {
             max_positions_per_event: 1_000,
             subscriber_buffer: 256,
         }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            cluster: false,
+            region: "default".to_string(),
+            max_in_flight: 4096,
+            queue_wait_ms: 2_000,
+            apply_timeout_ms: 10_000,
+            response_timeout_ms: 3_000,
+            checkpoint_entries: 200_000,
+            checkpoint_interval_ms: 60_000,
+            keep_ms: 600_000,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn enabled(&self) -> bool {
+        !self.urls.is_empty()
     }
 }
 
@@ -196,6 +254,30 @@ impl Config {
             self.node_id.len() <= 32 && !self.node_id.contains(char::is_whitespace),
             "node_id must be at most 32 bytes without spaces"
         );
+        anyhow::ensure!(
+            !self.redis.region.is_empty()
+                && self.redis.region.len() <= 64
+                && !self.redis.region.contains(['{', '}', ' ', ':']),
+            "redis.region = {:?}: must be 1-64 bytes without braces, colons or spaces",
+            self.redis.region
+        );
+        anyhow::ensure!(
+            self.redis.cluster || self.redis.urls.len() <= 1,
+            "redis.urls has {} entries: more than one needs redis.cluster = true",
+            self.redis.urls.len()
+        );
+        anyhow::ensure!(
+            self.redis.max_in_flight >= 1,
+            "redis.max_in_flight must be >= 1"
+        );
+        anyhow::ensure!(
+            self.redis.response_timeout_ms >= 100,
+            "redis.response_timeout_ms must be >= 100"
+        );
+        anyhow::ensure!(
+            self.redis.checkpoint_entries >= 1 && self.redis.checkpoint_interval_ms >= 1,
+            "redis.checkpoint_entries and redis.checkpoint_interval_ms must be >= 1"
+        );
         Ok(())
     }
 
@@ -215,7 +297,9 @@ impl Config {
                 min_confidence: self.alerts.min_confidence,
                 ..Default::default()
             },
-            id_prefix: if self.node_id.is_empty() {
+            // With Redis every node of a region applies the same log and must
+            // hand out the same ids, so the prefix is the region's.
+            id_prefix: if self.redis.enabled() || self.node_id.is_empty() {
                 String::new()
             } else {
                 format!("{}:", self.node_id)

@@ -12,9 +12,14 @@
 //! events (coalesced per unit). The log has its own `RwLock`, taken for writing
 //! only while the core lock is held (lock order: core, then log, then orders);
 //! subscribers read it without touching the core, each from its own cursor.
+//!
+//! **Where changes come from.** Every change is a [`Command`] run by
+//! [`Hub::apply_locked`]. In memory, [`Hub::execute`] applies it at once; with
+//! Redis it first goes to the region's log and this node's log reader applies
+//! it in log order, like every other node (see [`crate::durable`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,9 +27,13 @@ use patrol_dispatcher::{Dispatcher, Millis, Order};
 use patrol_proto::shared::EncodedWatchEvent;
 use patrol_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
+use tonic::Status;
 
+use crate::command::{self, Command, Outcome};
 use crate::config::Config;
 use crate::convert::to_wire;
+use crate::durable::RedisLog;
+use crate::durable::checkpoint::Dirty;
 use crate::telemetry as m;
 
 /// Wall-clock Unix milliseconds: the only clock the server reads.
@@ -64,9 +73,15 @@ pub enum ReadResult {
 
 impl EventLog {
     pub fn new(max_events: usize, max_bytes: usize) -> Self {
+        Self::starting_after(0, max_events, max_bytes)
+    }
+
+    /// A log whose first event will be `last_seq + 1` (a node rebuilt from a
+    /// checkpoint carries on the region's numbering).
+    pub fn starting_after(last_seq: u64, max_events: usize, max_bytes: usize) -> Self {
         Self {
             events: VecDeque::with_capacity(max_events.min(1 << 16)),
-            first_seq: 1,
+            first_seq: last_seq + 1,
             bytes: 0,
             max_events,
             max_bytes,
@@ -132,57 +147,180 @@ pub struct Hub {
     orders: Mutex<HashMap<String, OrderRoute>>,
     next_connection: AtomicU64,
     /// Identifies this log: seqs are comparable only within one epoch. The
-    /// in-memory log starts afresh with each process, so it is the start time.
+    /// in-memory log starts afresh with each process, so it is the start time;
+    /// with Redis it is the region's, shared by its nodes and restarts.
     epoch: u64,
     pub config: Config,
     shutdown: watch::Sender<bool>,
+    /// The region's log, when Redis is configured.
+    durable: Option<Arc<RedisLog>>,
+    /// What changed since the last checkpoint (Redis only).
+    dirty: Option<Mutex<Dirty>>,
+    /// This node's clock when it last applied a tick, and a sweeping tick.
+    last_tick: AtomicI64,
+    last_sweep: AtomicI64,
+}
+
+/// How a node starts: from nothing (memory) or from the region's checkpoint.
+pub struct HubStart {
+    pub core: Dispatcher,
+    pub epoch: u64,
+    /// The seq of the last event already published (0: none).
+    pub last_seq: u64,
+    pub durable: Option<Arc<RedisLog>>,
 }
 
 impl Hub {
+    /// An in-memory node.
     pub fn new(config: Config) -> Arc<Self> {
-        Arc::new(Self {
-            core: Mutex::new(Dispatcher::new(config.dispatcher())),
-            log: RwLock::new(EventLog::new(
-                config.watch.history_events,
-                config.watch.history_bytes,
-            )),
-            head: watch::Sender::new(0),
-            orders: Mutex::new(HashMap::new()),
-            next_connection: AtomicU64::new(1),
+        let start = HubStart {
+            core: Dispatcher::new(config.dispatcher()),
             epoch: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
                 .max(1),
+            last_seq: 0,
+            durable: None,
+        };
+        Self::from_start(config, start)
+    }
+
+    pub fn from_start(config: Config, start: HubStart) -> Arc<Self> {
+        let dirty = start.durable.as_ref().map(|_| Mutex::new(Dirty::default()));
+        Arc::new(Self {
+            core: Mutex::new(start.core),
+            log: RwLock::new(EventLog::starting_after(
+                start.last_seq,
+                config.watch.history_events,
+                config.watch.history_bytes,
+            )),
+            head: watch::Sender::new(start.last_seq),
+            orders: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(1),
+            epoch: start.epoch,
             config,
             shutdown: watch::Sender::new(false),
+            durable: start.durable,
+            dirty,
+            last_tick: AtomicI64::new(0),
+            last_sweep: AtomicI64::new(0),
         })
     }
 
-    /// Locks the core. Callers that change it must call [`Hub::commit`] before
-    /// releasing the guard (the `with_core_mut` helper does).
+    /// The region's log, when Redis is configured.
+    pub fn durable(&self) -> Option<&Arc<RedisLog>> {
+        self.durable.as_ref()
+    }
+
+    /// Makes a change: in memory at once; with Redis once it is in the
+    /// region's log and this node has applied it.
+    pub async fn execute(&self, command: Command) -> Result<Outcome, Status> {
+        match &self.durable {
+            Some(log) => log.submit(command).await,
+            None => {
+                let mut core = self.core();
+                self.apply_locked(&mut core, command, now_ms())
+            }
+        }
+    }
+
+    /// Applies a command and logs its events. Call with the core lock held.
+    pub fn apply_locked(
+        &self,
+        core: &mut Dispatcher,
+        command: Command,
+        now: Millis,
+    ) -> Result<Outcome, Status> {
+        if let Command::Tick { sweep } = command {
+            let local = now_ms();
+            self.last_tick.store(local, Ordering::Relaxed);
+            if sweep {
+                self.last_sweep.store(local, Ordering::Relaxed);
+            }
+        }
+        let outcome = command::apply(self, core, command, now);
+        self.commit(core, now);
+        outcome
+    }
+
+    /// This node's clock when it last applied a tick (any node's), and a
+    /// sweeping one: a node's ticker makes a tick only when none came lately.
+    pub fn last_ticks(&self) -> (Millis, Millis) {
+        (
+            self.last_tick.load(Ordering::Relaxed),
+            self.last_sweep.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What changed since the last checkpoint (emptied).
+    pub fn take_dirty(&self) -> Dirty {
+        self.dirty
+            .as_ref()
+            .map(|d| std::mem::take(&mut *d.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
+
+    /// Puts back changes whose checkpoint was not written.
+    pub fn return_dirty(&self, dirty: Dirty) {
+        if let Some(d) = &self.dirty {
+            d.lock().unwrap_or_else(|p| p.into_inner()).absorb(dirty);
+        }
+    }
+
+    fn mark_dirty(&self, f: impl FnOnce(&mut Dirty)) {
+        if let Some(d) = &self.dirty {
+            f(&mut d.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+
+    /// The newest seq in the log.
+    pub fn last_seq(&self) -> u64 {
+        self.log
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_seq()
+    }
+
+    /// Locks the core for reading. Changes go through [`Hub::execute`].
     pub fn core(&self) -> MutexGuard<'_, Dispatcher> {
         self.core
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs a change on the core and logs its events in the same critical
-    /// section.
-    pub fn with_core_mut<T>(&self, f: impl FnOnce(&mut Dispatcher, Millis) -> T) -> T {
-        let mut core = self.core();
-        let out = f(&mut core, now_ms());
-        self.commit(&mut core);
-        out
-    }
-
-    /// Logs the events the core left since the last commit, in order, and
-    /// routes new orders to their terminals. Call with the core lock held.
-    pub fn commit(&self, core: &mut Dispatcher) {
+    /// Logs the events the core left since the last commit, in order, stamped
+    /// `now`, and routes new orders to their terminals. Call with the core
+    /// lock held.
+    fn commit(&self, core: &mut Dispatcher, now: Millis) {
         if !core.has_events() {
             return;
         }
-        let now = now_ms();
         let events = core.take_events();
+        self.mark_dirty(|dirty| {
+            use patrol_dispatcher::Event;
+            for event in &events {
+                match event {
+                    Event::Unit(u) => {
+                        dirty.units.insert(u.profile.id.clone());
+                    }
+                    Event::Camera(c) => {
+                        dirty.cameras.insert(c.id.clone());
+                    }
+                    Event::Incident(i) => {
+                        dirty.incidents.insert(i.id.clone());
+                    }
+                    Event::Order(o) | Event::OrderReleased(o) => {
+                        dirty.units.insert(o.unit_id.clone());
+                        dirty.incidents.insert(o.incident_id.clone());
+                    }
+                    Event::Alert(a) => {
+                        if let Some(id) = &a.incident_id {
+                            dirty.incidents.insert(id.clone());
+                        }
+                    }
+                }
+            }
+        });
         let last = {
             let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
             for event in &events {
@@ -204,15 +342,14 @@ impl Hub {
         self.head.send_replace(last);
     }
 
-    /// Publishes the positions of units that moved since the last flush, and
-    /// units that went offline or came back. Called by the position ticker.
-    pub fn flush_positions(&self) -> usize {
-        let mut core = self.core();
+    /// Publishes the positions of units that moved since the last tick, as
+    /// `PositionBatch` events stamped `now`. Call with the core lock held.
+    pub fn publish_positions(&self, core: &mut Dispatcher, now: Millis) -> usize {
         let moved = core.take_moved();
         if moved.is_empty() {
             return 0;
         }
-        let now = now_ms();
+        self.mark_dirty(|dirty| dirty.units.extend(moved.iter().map(|(id, _)| id.clone())));
         let count = moved.len();
         let per_event = self.config.watch.max_positions_per_event;
         let mut positions = moved.into_iter().map(to_wire::position).peekable();
@@ -323,6 +460,9 @@ impl Hub {
 
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+        if let Some(log) = &self.durable {
+            log.close();
+        }
         // Ends every ReceiveOrders stream, telling terminals to reconnect.
         let routes = std::mem::take(&mut *self.orders.lock().unwrap_or_else(|p| p.into_inner()));
         for route in routes.into_values() {

@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //! - [`config`]: the one versioned configuration struct.
+//! - [`command`]: every change as one value, and the one place applying it.
+//! - [`durable`]: Redis: the region's log, replay, checkpoints.
 //! - [`hub`]: shared state: core + event log + terminal order routes; the lock design.
 //! - [`api`]: the four gRPC services.
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync).
@@ -19,8 +21,10 @@
 //! - [`server`]: start, serve and shut down one node.
 
 pub mod api;
+pub mod command;
 pub mod config;
 pub mod convert;
+pub mod durable;
 pub mod hub;
 pub mod server;
 pub mod status;

@@ -19,8 +19,10 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{CameraApi, CommandRoomApi, IncidentApi, UnitApi};
+use crate::command::{Command, Outcome};
 use crate::config::Config;
-use crate::hub::{Hub, now_ms, shutdown_started};
+use crate::durable::{self, RedisLog};
+use crate::hub::{Hub, HubStart, now_ms, shutdown_started};
 use crate::telemetry as m;
 
 /// The fully qualified names of the four patrol services (for health checks).
@@ -103,7 +105,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding HTTP address {}", config.http))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
-    let hub = Hub::new(config);
+    let mut tickers = Vec::new();
+    let hub = if config.redis.enabled() {
+        let (hub, reader) = open_durable(config).await?;
+        tickers.push(reader);
+        hub
+    } else {
+        Hub::new(config)
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICE_NAMES {
@@ -148,10 +157,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_listener,
         shutdown_started(hub.shutdown_signal()),
     ));
-    let tickers = vec![
-        tokio::spawn(publish_positions(hub.clone())),
-        tokio::spawn(sweep_units(hub.clone())),
-    ];
+    tickers.push(tokio::spawn(tick(hub.clone())));
+    tickers.push(tokio::spawn(unit_gauges(hub.clone())));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "patrold serving");
     Ok(RunningServer {
         hub,
@@ -164,28 +171,101 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Publishes coalesced positions once per `position_interval`.
-async fn publish_positions(hub: Arc<Hub>) {
-    let mut interval = tokio::time::interval(hub.config.position_interval());
+/// Connects to Redis, rebuilds the core from the region's newest checkpoint
+/// and replays the log after it; returns once this node has caught up (it
+/// serves nothing stale), with the log reader running.
+async fn open_durable(config: Config) -> anyhow::Result<(Arc<Hub>, JoinHandle<()>)> {
+    let (log, start) = RedisLog::open(&config).await?;
+    let (core, last_seq, after) = match start.checkpoint {
+        Some(checkpoint) => (
+            patrol_dispatcher::Dispatcher::restore(config.dispatcher(), checkpoint.state).map_err(
+                |e| anyhow::anyhow!("rebuilding from checkpoint {}: {e}", checkpoint.id),
+            )?,
+            checkpoint.event_seq,
+            checkpoint.id,
+        ),
+        None => (
+            patrol_dispatcher::Dispatcher::new(config.dispatcher()),
+            0,
+            "0-0".to_string(),
+        ),
+    };
+    let region = config.redis.region.clone();
+    let hub = Hub::from_start(
+        config,
+        HubStart {
+            core,
+            epoch: start.epoch,
+            last_seq,
+            durable: Some(log.clone()),
+        },
+    );
+    let (caught_up, ready) = tokio::sync::oneshot::channel();
+    let started = std::time::Instant::now();
+    let reader = tokio::spawn(durable::run_reader(
+        hub.clone(),
+        log,
+        after.clone(),
+        Some(caught_up),
+    ));
+    ready
+        .await
+        .context("the log reader stopped before catching up")?;
+    tracing::info!(
+        region = %region,
+        checkpoint = %after,
+        replayed_to_seq = hub.last_seq(),
+        units = hub.core().units().len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "rebuilt from redis"
+    );
+    Ok((hub, reader))
+}
+
+/// Publishes coalesced positions once per `position_interval`, and announces
+/// units going offline once per `offline_sweep_ms`, as `Tick` commands. With
+/// Redis every node runs this, but a node ticks only when no tick (from any
+/// node) was applied for an interval, so the region gets about one per
+/// interval.
+async fn tick(hub: Arc<Hub>) {
+    let every = hub.config.position_interval();
+    let interval_ms = every.as_millis() as i64;
+    let sweep_ms = hub.config.units.offline_sweep_ms as i64;
+    let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u32;
     loop {
         interval.tick().await;
-        let published = hub.flush_positions();
-        metrics::counter!(m::POSITIONS_PUBLISHED).increment(published as u64);
+        let now = now_ms();
+        let (last_tick, last_sweep) = hub.last_ticks();
+        if now - last_tick < interval_ms * 9 / 10 {
+            continue;
+        }
+        let sweep = now - last_sweep >= sweep_ms;
+        match hub.execute(Command::Tick { sweep }).await {
+            Ok(Outcome::Ticked { positions }) => {
+                failures = 0;
+                metrics::counter!(m::POSITIONS_PUBLISHED).increment(positions as u64);
+            }
+            Ok(_) => {}
+            Err(status) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::warn!(error = %status.message(), failures, "tick not stored");
+                }
+            }
+        }
     }
 }
 
-/// Announces units going offline or back online, and refreshes the unit gauges.
-async fn sweep_units(hub: Arc<Hub>) {
+/// Refreshes the unit gauges once per `offline_sweep_ms`.
+async fn unit_gauges(hub: Arc<Hub>) {
     let mut interval =
         tokio::time::interval(Duration::from_millis(hub.config.units.offline_sweep_ms));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let counts = hub.with_core_mut(|core, now| {
-            core.sweep_offline(now);
-            core.units().count_by_status(now_ms().max(now))
-        });
+        let counts = hub.core().units().count_by_status(now_ms());
         for (status, count) in counts {
             metrics::gauge!(m::UNITS, "status" => status.as_str()).set(count as f64);
         }

@@ -22,6 +22,11 @@ pub const DISPATCH_SECONDS: &str = "patrol_dispatch_seconds";
 pub const ORDERS_DELIVERED: &str = "patrol_orders_delivered_total";
 pub const ORDERS_QUEUE_FULL: &str = "patrol_orders_queue_full_total";
 pub const ALERTS: &str = "patrol_alerts_total";
+pub const REDIS_APPEND_SECONDS: &str = "patrol_redis_append_seconds";
+pub const REDIS_ERRORS: &str = "patrol_redis_errors_total";
+pub const REDIS_QUEUE_FULL: &str = "patrol_redis_queue_full_total";
+pub const LOG_ENTRIES_APPLIED: &str = "patrol_log_entries_applied_total";
+pub const CHECKPOINT_SECONDS: &str = "patrol_checkpoint_seconds";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -80,6 +85,25 @@ fn describe() {
     describe_counter!(
         ALERTS,
         "camera alerts, by whether they opened, joined or raised no incident"
+    );
+    describe_histogram!(
+        REDIS_APPEND_SECONDS,
+        Unit::Seconds,
+        "time to append a change to the region's Redis log"
+    );
+    describe_counter!(REDIS_ERRORS, "failed Redis operations, by operation");
+    describe_counter!(
+        REDIS_QUEUE_FULL,
+        "changes refused because too many were already waiting for Redis"
+    );
+    describe_counter!(
+        LOG_ENTRIES_APPLIED,
+        "region log entries applied on this node"
+    );
+    describe_histogram!(
+        CHECKPOINT_SECONDS,
+        Unit::Seconds,
+        "time to write a checkpoint to Redis"
     );
 }
 

@@ -4,6 +4,7 @@ use patrol_proto::v1 as pb;
 use pb::camera_service_server::CameraService;
 use tonic::{Request, Response, Status};
 
+use crate::command::{Command, Outcome, unexpected};
 use crate::convert::{from_wire, to_wire};
 use crate::hub::Hub;
 use crate::status::IntoStatus;
@@ -25,11 +26,14 @@ impl CameraService for CameraApi {
         &self,
         request: Request<pb::RegisterCameraRequest>,
     ) -> Result<Response<pb::RegisterCameraResponse>, Status> {
-        let camera = from_wire::camera(request.into_inner().camera)?;
-        let (camera, created) = self
-            .hub
-            .with_core_mut(|core, _| core.register_camera(camera))
+        let req = request.into_inner();
+        from_wire::camera(req.camera.clone())?
+            .validated()
             .into_status()?;
+        let (camera, created) = match self.hub.execute(Command::RegisterCamera(req)).await? {
+            Outcome::Camera { camera, created } => (camera, created),
+            other => return Err(unexpected("RegisterCamera", &other)),
+        };
         Ok(Response::new(pb::RegisterCameraResponse {
             camera: Some(to_wire::camera(&camera)),
             created,
@@ -51,11 +55,11 @@ impl CameraService for CameraApi {
         &self,
         request: Request<pb::PostAlertRequest>,
     ) -> Result<Response<pb::PostAlertResponse>, Status> {
-        let alert = from_wire::new_alert(request.into_inner());
-        let outcome = self
-            .hub
-            .with_core_mut(|core, now| core.post_alert(alert, now))
-            .into_status()?;
+        let req = request.into_inner();
+        let outcome = match self.hub.execute(Command::PostAlert(req)).await? {
+            Outcome::Alert(outcome) => outcome,
+            other => return Err(unexpected("PostAlert", &other)),
+        };
         let result = match (&outcome.alert.incident_id, outcome.incident_created) {
             (Some(_), true) => "opened_incident",
             (Some(_), false) => "joined_incident",

@@ -5,6 +5,7 @@ use patrol_proto::v1 as pb;
 use pb::incident_service_server::IncidentService;
 use tonic::{Request, Response, Status};
 
+use crate::command::{Command, Outcome, unexpected};
 use crate::convert::{from_wire, to_wire};
 use crate::hub::{Hub, now_ms};
 use crate::status::IntoStatus;
@@ -28,11 +29,12 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::CreateIncidentRequest>,
     ) -> Result<Response<pb::CreateIncidentResponse>, Status> {
-        let new = from_wire::new_incident(request.into_inner())?;
-        let incident = self
-            .hub
-            .with_core_mut(|core, now| core.create_incident(new, now))
-            .into_status()?;
+        let req = request.into_inner();
+        from_wire::new_incident(req.clone())?;
+        let incident = match self.hub.execute(Command::CreateIncident(req)).await? {
+            Outcome::Incident(incident) => incident,
+            other => return Err(unexpected("CreateIncident", &other)),
+        };
         tracing::info!(incident = %incident.id, kind = %incident.kind, priority = incident.priority, "incident created");
         Ok(Response::new(pb::CreateIncidentResponse {
             incident: Some(to_wire::incident(&incident)),
@@ -99,14 +101,13 @@ impl IncidentService for IncidentApi {
     ) -> Result<Response<pb::DispatchResponse>, Status> {
         let started = Instant::now();
         let req = request.into_inner();
-        let (incident, orders) = self
-            .hub
-            .with_core_mut(|core, now| {
-                core.dispatch(&req.incident_id, &req.unit_ids, &req.note, now)
-            })
-            .into_status()?;
+        let unit_ids = req.unit_ids.clone();
+        let (incident, orders) = match self.hub.execute(Command::Dispatch(req)).await? {
+            Outcome::Dispatched { incident, orders } => (incident, orders),
+            other => return Err(unexpected("Dispatch", &other)),
+        };
         metrics::histogram!(m::DISPATCH_SECONDS).record(started.elapsed().as_secs_f64());
-        tracing::info!(incident = %incident.id, units = ?req.unit_ids, "dispatched");
+        tracing::info!(incident = %incident.id, units = ?unit_ids, "dispatched");
         Ok(Response::new(pb::DispatchResponse {
             incident: Some(to_wire::incident(&incident)),
             orders: orders
@@ -122,10 +123,10 @@ impl IncidentService for IncidentApi {
     ) -> Result<Response<pb::UpdateIncidentResponse>, Status> {
         let req = request.into_inner();
         let status = from_wire::incident_status("status", req.status)?;
-        let incident = self
-            .hub
-            .with_core_mut(|core, now| core.update_incident(&req.id, status, &req.note, now))
-            .into_status()?;
+        let incident = match self.hub.execute(Command::UpdateIncident(req)).await? {
+            Outcome::Incident(incident) => incident,
+            other => return Err(unexpected("UpdateIncident", &other)),
+        };
         tracing::info!(incident = %incident.id, status = status.as_str(), "incident updated");
         Ok(Response::new(pb::UpdateIncidentResponse {
             incident: Some(to_wire::incident(&incident)),

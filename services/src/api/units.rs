@@ -1,23 +1,22 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use patrol_dispatcher::PingOutcome;
 use patrol_dispatcher::error::validate_id;
+use patrol_proto::shared::PingBatch;
 use patrol_proto::shared::unit_service_server::UnitService;
-use patrol_proto::shared::{PingBatch, PingParseError, parse_ping};
 use patrol_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::command::{Command, MAX_ITEMISED_REJECTIONS, Outcome, unexpected};
 use crate::convert::{from_wire, to_wire};
 use crate::hub::{Hub, ORDER_QUEUE, now_ms};
 use crate::status::IntoStatus;
 use crate::telemetry as m;
 
 /// At most this many rejections are itemised in a ReportPositions reply.
-const MAX_ITEMISED_REJECTIONS: usize = 1000;
 /// ListUnits page sizes.
 const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
@@ -29,26 +28,6 @@ pub struct UnitApi {
 impl UnitApi {
     pub fn new(hub: Arc<Hub>) -> Self {
         Self { hub }
-    }
-}
-
-/// Counts a rejected ping and itemises it while there is room.
-fn reject(
-    reply: &mut pb::ReportPositionsResponse,
-    index: u64,
-    unit_id: &str,
-    reason: pb::PingRejectReason,
-    message: String,
-) {
-    metrics::counter!(m::PINGS_REJECTED, "reason" => reason.as_str_name()).increment(1);
-    reply.rejected += 1;
-    if reply.rejections.len() < MAX_ITEMISED_REJECTIONS {
-        reply.rejections.push(pb::PingRejection {
-            index,
-            unit_id: unit_id.chars().take(128).collect(),
-            reason: reason as i32,
-            message,
-        });
     }
 }
 
@@ -82,11 +61,13 @@ impl UnitService for UnitApi {
         &self,
         request: Request<pb::RegisterUnitRequest>,
     ) -> Result<Response<pb::RegisterUnitResponse>, Status> {
-        let profile = from_wire::unit_profile(request.into_inner())?;
-        let (unit, created) = self
-            .hub
-            .with_core_mut(|core, now| core.register_unit(profile, now))
-            .into_status()?;
+        let req = request.into_inner();
+        // Checked before it is logged, so bad input never reaches the log.
+        from_wire::unit_profile(req.clone())?;
+        let (unit, created) = match self.hub.execute(Command::RegisterUnit(req)).await? {
+            Outcome::Unit { unit, created } => (unit, created),
+            other => return Err(unexpected("RegisterUnit", &other)),
+        };
         Ok(Response::new(pb::RegisterUnitResponse {
             unit: Some(to_wire::unit(&unit)),
             created,
@@ -101,61 +82,30 @@ impl UnitService for UnitApi {
         let mut reply = pb::ReportPositionsResponse::default();
         let mut index: u64 = 0;
         while let Some(batch) = stream.message().await? {
-            // Parse outside the lock; the views borrow the request buffer.
-            let pings: Vec<_> = batch.pings.iter().map(|raw| parse_ping(raw)).collect();
-            let (mut accepted, mut duplicates) = (0u64, 0u64);
-            let mut rejected = Vec::new();
-            {
-                let mut core = self.hub.core();
-                let now = now_ms();
-                for (i, ping) in pings.iter().enumerate() {
-                    let outcome = match ping {
-                        Ok(view) => core.apply_ping(&from_wire::ping(view), now),
-                        Err(_) => continue,
-                    };
-                    match outcome {
-                        Ok(PingOutcome::Moved) => accepted += 1,
-                        Ok(PingOutcome::Duplicate) => duplicates += 1,
-                        Err(rejection) => rejected.push((i, rejection)),
-                    }
+            let count = batch.pings.len() as u64;
+            if count == 0 {
+                continue;
+            }
+            // In memory: applied now. With Redis: acknowledged only once the
+            // batch is in the region's log (and applied here).
+            let outcome = match self.hub.execute(Command::Pings(batch.pings)).await? {
+                Outcome::Pings(outcome) => outcome,
+                other => return Err(unexpected("ReportPositions", &other)),
+            };
+            for mut rejection in outcome.rejections {
+                let reason = pb::PingRejectReason::try_from(rejection.reason).unwrap_or_default();
+                metrics::counter!(m::PINGS_REJECTED, "reason" => reason.as_str_name()).increment(1);
+                if reply.rejections.len() < MAX_ITEMISED_REJECTIONS {
+                    rejection.index += index;
+                    reply.rejections.push(rejection);
                 }
-                self.hub.commit(&mut core);
             }
-            // Rejections are rare: explain them after the lock is released.
-            let malformed = pings
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| p.as_ref().err().map(|e| (i, e)));
-            for (i, error) in malformed {
-                let message = match error {
-                    PingParseError::UnitIdNotUtf8 => "unit_id is not valid UTF-8".to_string(),
-                    PingParseError::Malformed(why) => format!("not a valid Ping: {why}"),
-                };
-                reject(
-                    &mut reply,
-                    index + i as u64,
-                    "",
-                    pb::PingRejectReason::Malformed,
-                    message,
-                );
-            }
-            for (i, rejection) in rejected {
-                let unit_id = pings[i].as_ref().map_or("", |p| p.unit_id);
-                let reason = to_wire::ping_reject_reason(&rejection);
-                reject(
-                    &mut reply,
-                    index + i as u64,
-                    unit_id,
-                    reason,
-                    rejection.message(unit_id),
-                );
-            }
-            reply.rejections.sort_by_key(|r| r.index);
-            index += pings.len() as u64;
-            reply.accepted += accepted;
-            reply.duplicates += duplicates;
-            metrics::counter!(m::PINGS_ACCEPTED).increment(accepted);
-            metrics::counter!(m::PINGS_DUPLICATE).increment(duplicates);
+            index += count;
+            reply.accepted += outcome.accepted;
+            reply.duplicates += outcome.duplicates;
+            reply.rejected += outcome.rejected;
+            metrics::counter!(m::PINGS_ACCEPTED).increment(outcome.accepted);
+            metrics::counter!(m::PINGS_DUPLICATE).increment(outcome.duplicates);
         }
         Ok(Response::new(reply))
     }
@@ -165,11 +115,11 @@ impl UnitService for UnitApi {
         request: Request<pb::UpdateStatusRequest>,
     ) -> Result<Response<pb::UpdateStatusResponse>, Status> {
         let req = request.into_inner();
-        let status = from_wire::unit_status("status", req.status)?;
-        let unit = self
-            .hub
-            .with_core_mut(|core, now| core.update_unit_status(&req.unit_id, status, now))
-            .into_status()?;
+        from_wire::unit_status("status", req.status)?;
+        let unit = match self.hub.execute(Command::UpdateStatus(req)).await? {
+            Outcome::Unit { unit, .. } => unit,
+            other => return Err(unexpected("UpdateStatus", &other)),
+        };
         Ok(Response::new(pb::UpdateStatusResponse {
             unit: Some(to_wire::unit(&unit)),
         }))

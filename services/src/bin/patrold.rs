@@ -36,6 +36,16 @@ struct Args {
     /// Position coalescing interval for the command-room stream, ms [default 250].
     #[arg(long, env = "PATROL_POSITION_INTERVAL_MS")]
     position_interval_ms: Option<u64>,
+    /// Keep state in Redis: `redis://host:port` (durable, shared by every node
+    /// of the region). Comma-separated nodes with --redis-cluster.
+    #[arg(long, env = "PATROL_REDIS", value_delimiter = ',')]
+    redis: Vec<String>,
+    /// The Redis URLs are nodes of a Redis Cluster.
+    #[arg(long, env = "PATROL_REDIS_CLUSTER")]
+    redis_cluster: bool,
+    /// The region this node serves (the hash tag of its Redis keys) [default "default"].
+    #[arg(long, env = "PATROL_REGION")]
+    region: Option<String>,
     /// Log filter, e.g. "info" or "patrol_services=debug" [default info].
     #[arg(long, env = "PATROL_LOG", default_value = "info")]
     log: String,
@@ -64,6 +74,15 @@ impl Args {
         }
         if let Some(ms) = self.position_interval_ms {
             config.watch.position_interval_ms = ms;
+        }
+        if !self.redis.is_empty() {
+            config.redis.urls = self.redis.clone();
+        }
+        if self.redis_cluster {
+            config.redis.cluster = true;
+        }
+        if let Some(region) = &self.region {
+            config.redis.region = region.clone();
         }
         config.validate()?;
         Ok(config)
