@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: a real `patrold` node on
 //! `127.0.0.1:0` (bound before it is used, so no sleeps), real tonic clients.
 
+pub mod processes;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use patrol_proto::v1 as pb;
@@ -155,4 +157,29 @@ pub fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
     let dlon = (b.0 - a.0).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
     2.0 * r * h.sqrt().asin()
+}
+
+/// Clients to a node anywhere (an in-process one or a `patrold` process).
+#[derive(Clone)]
+pub struct Clients {
+    pub units: UnitServiceClient<Channel>,
+    pub cameras: CameraServiceClient<Channel>,
+    pub incidents: IncidentServiceClient<Channel>,
+    pub room: CommandRoomClient<Channel>,
+}
+
+impl Clients {
+    pub async fn connect(url: &str) -> Self {
+        let channel = Channel::from_shared(url.to_string())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects");
+        Self {
+            units: UnitServiceClient::new(channel.clone()),
+            cameras: CameraServiceClient::new(channel.clone()),
+            incidents: IncidentServiceClient::new(channel.clone()),
+            room: CommandRoomClient::new(channel),
+        }
+    }
 }
