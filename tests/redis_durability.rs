@@ -47,19 +47,7 @@ async fn report(
 }
 
 async fn create_incident(c: &mut Clients) -> pb::Incident {
-    c.incidents
-        .create_incident(pb::CreateIncidentRequest {
-            r#type: "theft".into(),
-            priority: 2,
-            location: Some(pb::LonLat { lon: LON, lat: LAT }),
-            source: pb::IncidentSource::Call as i32,
-            description: "test".into(),
-        })
-        .await
-        .expect("create incident")
-        .into_inner()
-        .incident
-        .unwrap()
+    patrol_tests::create_incident(&mut c.incidents, LON, LAT).await
 }
 
 async fn unit(c: &mut Clients, id: &str) -> pb::Unit {
@@ -143,7 +131,7 @@ async fn kill_9_patrold_mid_ingest_loses_nothing_acknowledged() {
     for u in &units {
         register(&mut c, u).await;
     }
-    let start = now_ms() - 300_000;
+    let start = now_ms() - 100_000;
     report(
         &mut c,
         units.iter().map(|u| ping(u, start - 1, LON, LAT)).collect(),
@@ -161,7 +149,7 @@ async fn kill_9_patrold_mid_ingest_loses_nothing_acknowledged() {
         .expect("dispatch");
 
     let watcher = tokio::spawn(follow(c.clone()));
-    let ingest = tokio::spawn(ingest(c.clone(), units.clone(), start, 250_000));
+    let ingest = tokio::spawn(ingest(c.clone(), units.clone(), start, 100_000));
     // Let ingest run, then pull the plug while batches are in flight.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     node.kill_9();
@@ -169,7 +157,7 @@ async fn kill_9_patrold_mid_ingest_loses_nothing_acknowledged() {
     let (epoch, seqs) = watcher.await.unwrap();
     assert_eq!(acked.len(), units.len(), "some rounds were acknowledged");
     assert!(
-        acked["u0"] < start + 249_999,
+        acked["u0"] < start + 99_999,
         "the kill came while ingest was still sending"
     );
     assert_consecutive(&seqs);

@@ -43,6 +43,7 @@
 
 pub mod city;
 pub mod dispatch;
+pub mod durability;
 pub mod freshness;
 pub mod heap;
 pub mod ingest;

@@ -23,6 +23,8 @@ enum Phase {
     Recommend,
     Dispatch,
     Redis,
+    /// Ingest and ping-to-stream latency, in memory vs with Redis on.
+    Durability,
 }
 
 /// Benchmarks patrold through its gRPC API against Redis GEO on the same
@@ -75,7 +77,7 @@ struct Args {
     #[arg(long, default_value_t = 500)]
     batch: usize,
     /// Phases to run.
-    #[arg(long, value_delimiter = ',', default_values = ["ingest", "freshness", "recommend", "dispatch", "redis"])]
+    #[arg(long, value_delimiter = ',', default_values = ["ingest", "freshness", "recommend", "dispatch", "redis", "durability"])]
     phases: Vec<Phase>,
     /// Seconds per timed phase (default 10; quick: 2).
     #[arg(long)]
@@ -176,9 +178,14 @@ fn options(args: &Args) -> Result<Options> {
         recommend: has(Phase::Recommend),
         dispatch: has(Phase::Dispatch),
         redis: has(Phase::Redis),
+        durability: has(Phase::Durability),
     };
     let needs_patrold = !args.no_patrold
-        && (phases.ingest || phases.recommend || phases.freshness || phases.dispatch);
+        && (phases.ingest
+            || phases.recommend
+            || phases.freshness
+            || phases.dispatch
+            || phases.durability);
     let server = match &args.server {
         Some(url) => ServerSource::Connect {
             url: url.clone(),

@@ -48,16 +48,34 @@ impl RedisServer {
     /// Starts `redis-server` on a free port with persistence off and waits for
     /// it to answer PING.
     pub async fn start(binary: &Path, workdir: &Path) -> Result<RedisServer> {
+        Self::start_with(binary, workdir, false).await
+    }
+
+    /// Starts one with AOF on, `appendfsync everysec`, in its own directory
+    /// (what `deploy/redis.conf` sets), for patrold's durable mode.
+    pub async fn start_durable(binary: &Path, workdir: &Path) -> Result<RedisServer> {
+        Self::start_with(binary, workdir, true).await
+    }
+
+    async fn start_with(binary: &Path, workdir: &Path, aof: bool) -> Result<RedisServer> {
         let port = free_port()?;
+        let dir = if aof {
+            let dir = workdir.join(format!("redis-aof-{port}"));
+            std::fs::create_dir_all(&dir)?;
+            dir
+        } else {
+            workdir.to_path_buf()
+        };
         let log = workdir.join(format!("redis-{port}.log"));
         let child = Command::new(binary)
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(["--appendonly", if aof { "yes" } else { "no" }])
+            .args(["--appendfsync", "everysec"])
             .args(["--daemonize", "no"])
             .arg("--dir")
-            .arg(workdir)
+            .arg(&dir)
             .stdin(Stdio::null())
             .stdout(File::create(&log)?)
             .stderr(Stdio::null())

@@ -16,7 +16,7 @@ use crate::proc_stats::{self, ProcSample};
 use crate::redis_alt::{self, GeoaddStyle, RedisServer};
 use crate::report::{Better, Goal, On, Report, Row, Target, count_label};
 use crate::server::{Patrold, ServerSettings, ServerSource};
-use crate::{dispatch, freshness, heap, ingest, profile, recommend};
+use crate::{dispatch, durability, freshness, heap, ingest, profile, recommend};
 
 /// Which parts of the benchmark run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,7 @@ pub struct Phases {
     pub recommend: bool,
     pub dispatch: bool,
     pub redis: bool,
+    pub durability: bool,
 }
 
 impl Phases {
@@ -35,6 +36,7 @@ impl Phases {
         recommend: true,
         dispatch: true,
         redis: true,
+        durability: true,
     };
 }
 
@@ -358,6 +360,35 @@ pub async fn run(opts: &Options) -> Result<Report> {
                 &count_label(n),
                 &mut report,
             )?;
+        }
+    }
+    if opts.phases.durability {
+        match &opts.server {
+            ServerSource::Spawn { patrold, .. } => {
+                let mut city = opts.city(fresh_n);
+                let spec = IngestSpec {
+                    clients: opts.clients,
+                    batch: opts.batch,
+                    duration: opts.phase_time,
+                    rate: None,
+                    seed: opts.seed,
+                };
+                durability::run(
+                    patrold,
+                    &opts.redis_server,
+                    &opts.workdir,
+                    &settings,
+                    &mut city,
+                    &spec,
+                    opts.freshness_rate,
+                    &mut report,
+                )
+                .await
+                .context("durability phase")?;
+            }
+            ServerSource::Connect { .. } => {
+                warn!("durability phase skipped: it spawns its own servers (not with --server)")
+            }
         }
     }
     held.sort_by_key(|h| h.0);

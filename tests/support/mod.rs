@@ -42,17 +42,13 @@ impl TestNode {
 
     pub async fn start_with(config: Config) -> Self {
         let server = patrol_services::start(config).await.expect("server starts");
-        let channel = Channel::from_shared(server.grpc_url())
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects");
+        let c = Clients::connect(&server.grpc_url()).await;
         Self {
-            units: UnitServiceClient::new(channel.clone()),
-            cameras: CameraServiceClient::new(channel.clone()),
-            incidents: IncidentServiceClient::new(channel.clone()),
-            room: CommandRoomClient::new(channel.clone()),
-            channel,
+            units: c.units,
+            cameras: c.cameras,
+            incidents: c.incidents,
+            room: c.room,
+            channel: c.channel,
             server,
         }
     }
@@ -87,20 +83,29 @@ impl TestNode {
     }
 
     pub async fn create_incident(&mut self, lon: f64, lat: f64) -> pb::Incident {
-        self.incidents
-            .create_incident(pb::CreateIncidentRequest {
-                r#type: "theft".into(),
-                priority: 2,
-                location: Some(pb::LonLat { lon, lat }),
-                source: pb::IncidentSource::Call as i32,
-                description: "test".into(),
-            })
-            .await
-            .expect("create incident")
-            .into_inner()
-            .incident
-            .unwrap()
+        create_incident(&mut self.incidents, lon, lat).await
     }
+}
+
+/// Opens a "theft" incident at (lon, lat).
+pub async fn create_incident(
+    client: &mut IncidentServiceClient<Channel>,
+    lon: f64,
+    lat: f64,
+) -> pb::Incident {
+    client
+        .create_incident(pb::CreateIncidentRequest {
+            r#type: "theft".into(),
+            priority: 2,
+            location: Some(pb::LonLat { lon, lat }),
+            source: pb::IncidentSource::Call as i32,
+            description: "test".into(),
+        })
+        .await
+        .expect("create incident")
+        .into_inner()
+        .incident
+        .unwrap()
 }
 
 pub fn now_ms() -> i64 {
@@ -166,6 +171,7 @@ pub struct Clients {
     pub cameras: CameraServiceClient<Channel>,
     pub incidents: IncidentServiceClient<Channel>,
     pub room: CommandRoomClient<Channel>,
+    pub channel: Channel,
 }
 
 impl Clients {
@@ -179,7 +185,8 @@ impl Clients {
             units: UnitServiceClient::new(channel.clone()),
             cameras: CameraServiceClient::new(channel.clone()),
             incidents: IncidentServiceClient::new(channel.clone()),
-            room: CommandRoomClient::new(channel),
+            room: CommandRoomClient::new(channel.clone()),
+            channel,
         }
     }
 }
