@@ -98,6 +98,17 @@ fn nearest(units: &[usize], want: usize) -> usize {
 }
 
 impl Options {
+    /// The unpaced ingest load of the timed phases.
+    fn ingest_spec(&self) -> IngestSpec {
+        IngestSpec {
+            clients: self.clients,
+            batch: self.batch,
+            duration: self.phase_time,
+            rate: None,
+            seed: self.seed,
+        }
+    }
+
     fn city(&self, units: usize) -> City {
         let mut spec = CitySpec::new(self.seed, units);
         spec.centre = self.centre.clone();
@@ -290,13 +301,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
         let points = city.query_points(opts.queries);
         let home = city.positions();
         let mut fig = Figures::default();
-        let spec = IngestSpec {
-            clients: opts.clients,
-            batch: opts.batch,
-            duration: opts.phase_time,
-            rate: None,
-            seed: opts.seed,
-        };
+        let spec = opts.ingest_spec();
         let patrol_phase = opts.use_patrold
             && (opts.phases.ingest
                 || opts.phases.recommend
@@ -366,13 +371,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
         match &opts.server {
             ServerSource::Spawn { patrold, .. } => {
                 let mut city = opts.city(fresh_n);
-                let spec = IngestSpec {
-                    clients: opts.clients,
-                    batch: opts.batch,
-                    duration: opts.phase_time,
-                    rate: None,
-                    seed: opts.seed,
-                };
+                let spec = opts.ingest_spec();
                 durability::run(
                     patrold,
                     &opts.redis_server,
