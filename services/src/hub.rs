@@ -207,11 +207,6 @@ impl Hub {
         })
     }
 
-    /// The region's log, when Redis is configured.
-    pub fn durable(&self) -> Option<&Arc<RedisLog>> {
-        self.durable.as_ref()
-    }
-
     /// Makes a change: in memory at once; with Redis once it is in the
     /// region's log and this node has applied it.
     pub async fn execute(&self, command: Command) -> Result<Outcome, Status> {

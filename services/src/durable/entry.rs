@@ -8,7 +8,6 @@
 use bytes::Bytes;
 use patrol_dispatcher::Millis;
 use patrol_proto::v1 as pb;
-use prost::Message;
 
 use crate::command::Command;
 
@@ -85,11 +84,6 @@ impl LogEntry {
         }
     }
 
-    /// Decodes an entry; pings keep pointing into `bytes`.
-    pub fn decode_bytes(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        Self::decode(bytes)
-    }
-
     /// The command, or `None` for an entry whose body this build does not know.
     pub fn into_command(self) -> Option<Command> {
         Some(match self.body? {
@@ -109,6 +103,7 @@ impl LogEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn entries_round_trip_and_pings_stay_zero_copy() {
@@ -129,7 +124,7 @@ mod tests {
         for command in commands {
             let entry = LogEntry::new(42, 7, 9, command.clone());
             let bytes = Bytes::from(entry.encode_to_vec());
-            let back = LogEntry::decode_bytes(bytes.clone()).expect("decodes");
+            let back = LogEntry::decode(bytes.clone()).expect("decodes");
             assert_eq!((back.now_unix_ms, back.origin, back.request), (42, 7, 9));
             let back = back.into_command().expect("known body");
             if let Command::Pings(pings) = &back {

@@ -428,7 +428,7 @@ fn apply_entries(
     let mut core = hub.core();
     let count = entries.len();
     for (id, bytes) in entries {
-        let entry = match LogEntry::decode_bytes(bytes) {
+        let entry = match LogEntry::decode(bytes) {
             Ok(entry) => entry,
             Err(err) => {
                 // Skipped the same way on every node, so they stay in step.
