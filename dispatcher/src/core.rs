@@ -5,7 +5,11 @@
 use std::collections::HashMap;
 
 use crate::Millis;
-use crate::cameras::Camera;
+use crate::alerts::{
+    Alert, AlertDisposition, AlertJoins, AlertOutcome, AlertPolicy, NewAlert, incident_description,
+    joined_detail,
+};
+use crate::cameras::{Camera, CameraIndex};
 use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat};
 use crate::incidents::{Incident, IncidentSource, IncidentStatus, NewIncident, Order};
@@ -27,75 +31,6 @@ pub enum Event {
     Order(Order),
     /// The unit of this order is no longer needed for its incident.
     OrderReleased(Order),
-}
-
-/// An alert from a camera system, as recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alert {
-    pub id: String,
-    pub camera_id: String,
-    pub time: Millis,
-    pub label: String,
-    pub confidence: f32,
-    pub snapshot_uri: String,
-    pub location: LonLat,
-    pub incident_id: Option<String>,
-}
-
-/// An alert as posted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAlert {
-    pub camera_id: String,
-    /// `None`: now.
-    pub time: Option<Millis>,
-    pub label: String,
-    pub confidence: f32,
-    pub snapshot_uri: String,
-}
-
-/// What happened to a posted alert.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertOutcome {
-    pub alert: Alert,
-    /// True when the alert opened the incident (false: joined or none).
-    pub incident_created: bool,
-}
-
-/// Which alerts become incidents: a label rule and a minimum confidence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertRule {
-    pub label: String,
-    pub incident_kind: String,
-    pub priority: u32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertPolicy {
-    pub min_confidence: f32,
-    pub rules: Vec<AlertRule>,
-}
-
-impl Default for AlertPolicy {
-    fn default() -> Self {
-        let rule = |label: &str, kind: &str, priority| AlertRule {
-            label: label.into(),
-            incident_kind: kind.into(),
-            priority,
-        };
-        Self {
-            min_confidence: 0.6,
-            rules: vec![
-                rule("fight", "fight", 1),
-                rule("weapon", "weapon", 1),
-                rule("fall", "medical", 1),
-                rule("intrusion", "intrusion", 2),
-                rule("car_break_in", "theft", 2),
-                rule("plate_hit", "wanted_vehicle", 2),
-                rule("fire", "fire", 1),
-                rule("loitering", "suspicious_person", 4),
-            ],
-        }
-    }
 }
 
 /// Everything the core can be tuned with.
@@ -129,12 +64,11 @@ pub enum Target {
 pub struct Dispatcher {
     config: DispatcherConfig,
     units: UnitIndex,
-    cameras: Vec<Camera>,
-    camera_slots: HashMap<String, usize>,
+    cameras: CameraIndex,
     incidents: Vec<Incident>,
     incident_slots: HashMap<String, usize>,
     /// Open incidents raised by a camera for a label: later alerts join them.
-    alert_incidents: HashMap<(String, String), String>,
+    alert_joins: AlertJoins,
     next_alert: u64,
     next_incident: u64,
     next_order: u64,
@@ -146,11 +80,10 @@ impl Dispatcher {
         Self {
             units: UnitIndex::new(config.units),
             config,
-            cameras: Vec::new(),
-            camera_slots: HashMap::new(),
+            cameras: CameraIndex::new(),
             incidents: Vec::new(),
             incident_slots: HashMap::new(),
-            alert_incidents: HashMap::new(),
+            alert_joins: AlertJoins::default(),
             next_alert: 1,
             next_incident: 1,
             next_order: 1,
@@ -325,36 +258,19 @@ impl Dispatcher {
     // ----- cameras and alerts -------------------------------------------
 
     pub fn register_camera(&mut self, camera: Camera) -> Result<(Camera, bool), Error> {
-        let camera = camera.validated()?;
-        let created = match self.camera_slots.get(&camera.id) {
-            Some(&slot) => {
-                self.cameras[slot] = camera.clone();
-                false
-            }
-            None => {
-                self.camera_slots
-                    .insert(camera.id.clone(), self.cameras.len());
-                self.cameras.push(camera.clone());
-                true
-            }
-        };
+        let (camera, created) = self.cameras.register(camera)?;
         self.outbox.push(Event::Camera(camera.clone()));
         Ok((camera, created))
     }
 
     pub fn camera(&self, id: &str) -> Result<&Camera, Error> {
-        self.camera_slots
+        self.cameras
             .get(id)
-            .map(|&s| &self.cameras[s])
             .ok_or_else(|| Error::not_found("camera", id))
     }
 
     pub fn cameras(&self, bbox: Option<&BoundingBox>) -> Vec<Camera> {
-        self.cameras
-            .iter()
-            .filter(|c| c.within(bbox))
-            .cloned()
-            .collect()
+        self.cameras.within(bbox).cloned().collect()
     }
 
     /// Records an alert; by the alert policy it may open an incident at the
@@ -396,73 +312,48 @@ impl Dispatcher {
             location: camera.at,
             incident_id: None,
         };
-        let rule = self
-            .config
-            .alerts
-            .rules
-            .iter()
-            .find(|r| r.label == alert.label)
-            .filter(|_| alert.confidence >= self.config.alerts.min_confidence)
-            .cloned();
+        let incidents = (&self.incidents, &self.incident_slots);
+        let disposition = self.alert_joins.decide(&self.config.alerts, &alert, |iid| {
+            incidents
+                .1
+                .get(iid)
+                .is_some_and(|&s| incidents.0[s].status.accepts_units())
+        });
         let mut incident_created = false;
-        if let Some(rule) = rule {
-            let key = (camera.id.clone(), alert.label.clone());
-            let open = self
-                .alert_incidents
-                .get(&key)
-                .and_then(|iid| self.incident_slots.get(iid).copied())
-                .filter(|&s| {
-                    matches!(
-                        self.incidents[s].status,
-                        IncidentStatus::New | IncidentStatus::Dispatched | IncidentStatus::OnScene
-                    )
-                });
-            let islot = match open {
-                Some(islot) => {
-                    let inc = &mut self.incidents[islot];
-                    inc.alert_ids.push(alert.id.clone());
-                    inc.record(
-                        now,
-                        "alert_joined",
-                        format!(
-                            "alert {} ({} {:.2})",
-                            alert.id, alert.label, alert.confidence
-                        ),
-                    );
-                    islot
-                }
-                None => {
-                    let description = format!(
-                        "{} seen by camera {} ({:.0}% confidence)",
-                        alert.label,
-                        camera.name_or_id(),
-                        alert.confidence * 100.0
-                    );
-                    let inc = self.open_incident(
-                        NewIncident {
-                            kind: rule.incident_kind.clone(),
-                            priority: Some(rule.priority),
-                            location: camera.at,
-                            source: IncidentSource::CameraAlert,
-                            description,
-                        },
-                        now,
-                    )?;
-                    let islot = self.incident_slots[&inc];
-                    let inc = &mut self.incidents[islot];
-                    inc.camera_ids.push(camera.id.clone());
-                    inc.alert_ids.push(alert.id.clone());
-                    self.alert_incidents.insert(key, inc.id.clone());
-                    incident_created = true;
-                    islot
-                }
-            };
-            alert.incident_id = Some(self.incidents[islot].id.clone());
-            self.outbox.push(Event::Alert(alert.clone()));
+        let islot = match disposition {
+            AlertDisposition::RecordOnly => None,
+            AlertDisposition::Join(incident_id) => {
+                let islot = self.incident_slots[&incident_id];
+                let inc = &mut self.incidents[islot];
+                inc.alert_ids.push(alert.id.clone());
+                inc.record(now, "alert_joined", joined_detail(&alert));
+                Some(islot)
+            }
+            AlertDisposition::Open(rule) => {
+                let inc = self.open_incident(
+                    NewIncident {
+                        kind: rule.incident_kind,
+                        priority: Some(rule.priority),
+                        location: camera.at,
+                        source: IncidentSource::CameraAlert,
+                        description: incident_description(&alert, &camera),
+                    },
+                    now,
+                )?;
+                let islot = self.incident_slots[&inc];
+                let inc = &mut self.incidents[islot];
+                inc.camera_ids.push(camera.id.clone());
+                inc.alert_ids.push(alert.id.clone());
+                self.alert_joins.remember(&camera.id, &alert.label, &inc.id);
+                incident_created = true;
+                Some(islot)
+            }
+        };
+        alert.incident_id = islot.map(|s| self.incidents[s].id.clone());
+        self.outbox.push(Event::Alert(alert.clone()));
+        if let Some(islot) = islot {
             self.outbox
                 .push(Event::Incident(self.incidents[islot].clone()));
-        } else {
-            self.outbox.push(Event::Alert(alert.clone()));
         }
         Ok(AlertOutcome {
             alert,
@@ -737,8 +628,8 @@ impl Dispatcher {
                 }
             }
         }
-        if !to.accepts_units() || to == IncidentStatus::Closed {
-            self.alert_incidents.retain(|_, iid| iid != id);
+        if !to.accepts_units() {
+            self.alert_joins.forget_incident(id);
         }
         let inc = &mut self.incidents[islot];
         inc.status = to;
@@ -767,15 +658,11 @@ impl Dispatcher {
         (self.next_alert, self.next_incident, self.next_order)
     }
 
-    pub(crate) fn alert_incidents(&self) -> impl Iterator<Item = (&(String, String), &String)> {
-        self.alert_incidents.iter()
+    pub(crate) fn alert_joins(&self) -> &AlertJoins {
+        &self.alert_joins
     }
 
-    pub(crate) fn camera_slot(&self, id: &str) -> Option<usize> {
-        self.camera_slots.get(id).copied()
-    }
-
-    pub(crate) fn cameras_in_order(&self) -> &[Camera] {
+    pub(crate) fn camera_index(&self) -> &CameraIndex {
         &self.cameras
     }
 
@@ -793,15 +680,10 @@ impl Dispatcher {
 
     pub(crate) fn restore_rest(
         &mut self,
-        cameras: Vec<Camera>,
+        cameras: CameraIndex,
         incidents: Vec<Incident>,
         meta: crate::persist::CoreMeta,
     ) {
-        self.camera_slots = cameras
-            .iter()
-            .enumerate()
-            .map(|(slot, c)| (c.id.clone(), slot))
-            .collect();
         self.cameras = cameras;
         self.incident_slots = incidents
             .iter()
@@ -809,11 +691,7 @@ impl Dispatcher {
             .map(|(slot, i)| (i.id.clone(), slot))
             .collect();
         self.incidents = incidents;
-        self.alert_incidents = meta
-            .alert_incidents
-            .into_iter()
-            .map(|(camera, label, incident)| ((camera, label), incident))
-            .collect();
+        self.alert_joins = AlertJoins::from_records(meta.alert_incidents);
         self.next_alert = meta.next_alert;
         self.next_incident = meta.next_incident;
         self.next_order = meta.next_order;
@@ -823,23 +701,13 @@ impl Dispatcher {
     pub fn snapshot(&self, now: Millis) -> Snapshot {
         Snapshot {
             units: self.units.all(now),
-            cameras: self.cameras.clone(),
+            cameras: self.cameras.in_slot_order().to_vec(),
             incidents: self
                 .incidents
                 .iter()
                 .filter(|i| i.status.is_open())
                 .cloned()
                 .collect(),
-        }
-    }
-}
-
-impl Camera {
-    fn name_or_id(&self) -> &str {
-        if self.name.is_empty() {
-            &self.id
-        } else {
-            &self.name
         }
     }
 }

@@ -11,12 +11,16 @@
 //! - `grid`: the spatial index, an rstar R-tree over occupied grid cells.
 //! - [`recommend`]: the k nearest suitable available units, with exclusions.
 //! - [`incidents`]: incidents, their lifecycle state machine, orders.
-//! - [`cameras`]: the camera network.
+//! - [`cameras`]: the camera network and [`CameraIndex`], its id map and
+//!   slot-ordered table behind one door.
+//! - [`alerts`]: camera alerts and the [`AlertPolicy`] that decides which open
+//!   an incident and which join one.
 //! - [`core`]: [`Dispatcher`], the one door for every command, which leaves an
 //!   ordered [`Event`] for each change.
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
+pub mod alerts;
 pub mod cameras;
 pub mod core;
 pub mod error;
@@ -30,11 +34,9 @@ pub mod units;
 /// Unix epoch milliseconds.
 pub type Millis = i64;
 
-pub use crate::cameras::Camera;
-pub use crate::core::{
-    Alert, AlertOutcome, AlertPolicy, AlertRule, Dispatcher, DispatcherConfig, Event, NewAlert,
-    Snapshot, Target,
-};
+pub use crate::alerts::{Alert, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
+pub use crate::cameras::{Camera, CameraIndex};
+pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, Target};
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat};
 pub use crate::incidents::{

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cameras::Camera;
+use crate::cameras::{Camera, CameraIndex};
 use crate::core::{Dispatcher, DispatcherConfig};
 use crate::error::Error;
 use crate::incidents::{Incident, Order};
@@ -63,11 +63,7 @@ pub struct CoreState {
 impl Dispatcher {
     pub fn export_meta(&self) -> CoreMeta {
         let (next_alert, next_incident, next_order) = self.counters();
-        let mut alert_incidents: Vec<_> = self
-            .alert_incidents()
-            .map(|((camera, label), incident)| (camera.clone(), label.clone(), incident.clone()))
-            .collect();
-        alert_incidents.sort();
+        let alert_incidents = self.alert_joins().to_records();
         CoreMeta {
             next_alert,
             next_incident,
@@ -97,9 +93,10 @@ impl Dispatcher {
     }
 
     pub fn export_camera(&self, id: &str) -> Option<CameraState> {
-        self.camera_slot(id).map(|slot| CameraState {
+        let cameras = self.camera_index();
+        cameras.slot(id).map(|slot| CameraState {
             slot,
-            camera: self.cameras_in_order()[slot].clone(),
+            camera: cameras.in_slot_order()[slot].clone(),
         })
     }
 
@@ -119,7 +116,8 @@ impl Dispatcher {
                 .filter_map(|slot| self.export_unit(units.unit_id(slot)))
                 .collect(),
             cameras: self
-                .cameras_in_order()
+                .camera_index()
+                .in_slot_order()
                 .iter()
                 .enumerate()
                 .map(|(slot, camera)| CameraState {
@@ -157,6 +155,7 @@ impl Dispatcher {
             .enumerate()
             .map(|(expected, c)| check_slot("camera", expected, c.slot).map(|_| c.camera))
             .collect::<Result<Vec<_>, _>>()?;
+        let cameras = CameraIndex::from_slot_order(cameras)?;
         let incidents = state
             .incidents
             .into_iter()
