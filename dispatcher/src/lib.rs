@@ -6,8 +6,10 @@
 //! # Layout
 //! - [`geometry`]: `LonLat` (x = longitude, y = latitude, degrees), great-circle
 //!   metres, the 3-D sphere vectors the R-tree indexes.
-//! - [`units`]: units, pings and [`UnitIndex`], the record table, id table and
-//!   spatial index that change together only through its methods.
+//! - [`units`]: the unit vocabulary (kinds, statuses, fixes, pings, profiles)
+//!   and [`UnitIndex`], the record table, id table and spatial index that
+//!   change together only through its methods (`units/index.rs`), over the
+//!   compact records and arenas in `units/store.rs`.
 //! - `grid`: the spatial index, an rstar R-tree over occupied grid cells.
 //! - [`recommend`]: the k nearest suitable available units, with exclusions.
 //! - [`incidents`]: incidents, their lifecycle state machine, orders.

@@ -1,6 +1,5 @@
-//! Units, pings and the unit index: a dense record table, an id table and the
-//! spatial index (an R-tree over occupied cells, see `grid`), changed together
-//! only through [`UnitIndex`]'s methods.
+//! [`UnitIndex`]: the unit registry and its spatial index, changed together
+//! only through its methods.
 //!
 //! A ping overwrites the unit's fix and its entry in its cell's member list,
 //! and only when the unit crosses a cell border moves that entry to another
@@ -16,199 +15,14 @@ use hashbrown::HashTable;
 
 use crate::Millis;
 use crate::error::{Error, validate_id};
-use crate::geometry::{BoundingBox, LonLat, chord_m};
+use crate::geometry::{LonLat, chord_m};
 use crate::grid::{CellGrid, Member, NO_CELL};
-use crate::incidents::Order;
 
-/// What a unit is: it decides who is suitable and how fast they get there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum UnitKind {
-    Car,
-    Foot,
-    EBike,
-    Motorcycle,
-}
-
-impl UnitKind {
-    /// A planning speed in metres per second for straight-line ETAs in a city.
-    pub fn planning_speed_mps(self) -> f64 {
-        match self {
-            UnitKind::Car => 8.3,
-            UnitKind::Motorcycle => 9.7,
-            UnitKind::EBike => 5.0,
-            UnitKind::Foot => 1.5,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitKind::Car => "car",
-            UnitKind::Foot => "foot",
-            UnitKind::EBike => "e-bike",
-            UnitKind::Motorcycle => "motorcycle",
-        }
-    }
-}
-
-/// A unit's status. `Offline` is never stored: it is derived from the age of the
-/// last fix (see [`UnitIndex::effective_status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum UnitStatus {
-    Available,
-    Assigned,
-    EnRoute,
-    OnScene,
-    Busy,
-    OffDuty,
-    Offline,
-}
-
-impl UnitStatus {
-    pub const ALL: [UnitStatus; 7] = [
-        UnitStatus::Available,
-        UnitStatus::Assigned,
-        UnitStatus::EnRoute,
-        UnitStatus::OnScene,
-        UnitStatus::Busy,
-        UnitStatus::OffDuty,
-        UnitStatus::Offline,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitStatus::Available => "available",
-            UnitStatus::Assigned => "assigned",
-            UnitStatus::EnRoute => "en_route",
-            UnitStatus::OnScene => "on_scene",
-            UnitStatus::Busy => "busy",
-            UnitStatus::OffDuty => "off_duty",
-            UnitStatus::Offline => "offline",
-        }
-    }
-}
-
-/// The latest accepted fix of a unit.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Fix {
-    pub at: LonLat,
-    pub time: Millis,
-    pub speed_mps: Option<f32>,
-    pub heading_deg: Option<f32>,
-    pub accuracy_m: Option<f32>,
-}
-
-/// Who a unit is, as registered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UnitProfile {
-    pub id: String,
-    pub call_sign: String,
-    pub kind: UnitKind,
-    pub capabilities: Vec<String>,
-}
-
-/// A unit as callers see it: profile, effective status, fix and assignment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unit {
-    pub profile: UnitProfile,
-    pub status: UnitStatus,
-    pub fix: Option<Fix>,
-    pub incident_id: Option<String>,
-}
-
-/// One GPS fix as it arrives, borrowed from the wire message.
-#[derive(Debug, Clone, Copy)]
-pub struct Ping<'a> {
-    pub unit_id: &'a str,
-    pub time: Millis,
-    pub at: LonLat,
-    pub speed_mps: Option<f32>,
-    pub heading_deg: Option<f32>,
-    pub accuracy_m: Option<f32>,
-}
-
-/// What an accepted ping did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PingOutcome {
-    /// The unit's fix is now this ping.
-    Moved,
-    /// Same fix time as the one held: a harmless repeat, nothing changed.
-    Duplicate,
-}
-
-/// Why a ping was refused. The unit keeps its previous fix.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PingRejection {
-    MissingUnitId,
-    UnknownUnit,
-    InvalidCoordinates { lon: f64, lat: f64 },
-    MissingFixTime { time: Millis },
-    FutureFixTime { time: Millis, now: Millis },
-    OutOfOrder { time: Millis, held: Millis },
-    InvalidMotion { field: &'static str, value: f32 },
-}
-
-impl PingRejection {
-    /// A human-readable reason naming the field and value.
-    pub fn message(&self, unit_id: &str) -> String {
-        match self {
-            PingRejection::MissingUnitId => "unit_id is empty".to_string(),
-            PingRejection::UnknownUnit => format!("unit_id {unit_id:?} is not registered"),
-            PingRejection::InvalidCoordinates { lon, lat } => format!(
-                "lon/lat ({lon}, {lat}) out of range: lon must be finite in -180..=180, lat in -90..=90"
-            ),
-            PingRejection::MissingFixTime { time } => {
-                format!("fix_time_unix_ms = {time}: must be a positive Unix time in milliseconds")
-            }
-            PingRejection::FutureFixTime { time, now } => format!(
-                "fix_time_unix_ms = {time} is {} ms in the future (server time {now})",
-                time - now
-            ),
-            PingRejection::OutOfOrder { time, held } => format!(
-                "fix_time_unix_ms = {time} is older than the fix already held ({held}); the unit was not moved back"
-            ),
-            PingRejection::InvalidMotion { field, value } => {
-                format!("{field} = {value} is not finite or out of range")
-            }
-        }
-    }
-}
-
-/// Settings for the unit index.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UnitIndexConfig {
-    /// A unit whose last fix is older than this is offline (milliseconds).
-    pub offline_after_ms: Millis,
-    /// How far in the future a fix time may be (clock skew), milliseconds.
-    pub future_tolerance_ms: Millis,
-    /// Side of the spatial index's cells, metres. Smaller cells mean fewer
-    /// units examined per query, more cell changes per move.
-    pub cell_size_m: f64,
-}
-
-impl Default for UnitIndexConfig {
-    fn default() -> Self {
-        Self {
-            offline_after_ms: 120_000,
-            future_tolerance_ms: 5_000,
-            cell_size_m: 150.0,
-        }
-    }
-}
-
-/// Per slot: the stored status and fix time, and where the unit's member
-/// entry is (which cell, which position in its list).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hot {
-    /// Time of the current fix (`Millis::MIN` before the first).
-    pub fix_time: Millis,
-    /// Stored status (never `Offline`). Authoritative; the member entry
-    /// holds a copy, written only through `UnitIndex::set_status`.
-    pub status: UnitStatus,
-    /// The unit's cell, or `NO_CELL` before its first fix.
-    pub cell: u32,
-    /// Its index in that cell's member list.
-    pub pos_in_cell: u32,
-}
+use super::store::{Hot, StoredFix, UnitRecord};
+use super::{
+    Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndexConfig, UnitProfile,
+    UnitStatus,
+};
 
 /// One unit the spatial search examined.
 #[derive(Debug, Clone, Copy)]
@@ -219,76 +33,6 @@ pub(crate) struct Candidate {
     /// True chord from the query, metres.
     pub chord: f64,
     pub status: UnitStatus,
-}
-
-/// Everything else held per unit, compactly: a city holds a million of these.
-/// The id lives once, in the index's id arena.
-#[derive(Debug, Clone)]
-pub(crate) struct UnitRecord {
-    /// (start, len) of the call sign in the index's name arena.
-    call_sign: (u32, u32),
-    /// Bit i set: the unit has the index's capability i.
-    capabilities: u64,
-    pub incident_id: Option<Box<str>>,
-    /// The order that assigned the unit to `incident_id`.
-    pub order: Option<Box<Order>>,
-    fix: StoredFix,
-    pub kind: UnitKind,
-    /// Moved since the last `take_moved`.
-    pub moved: bool,
-    /// The stream was told this unit went offline.
-    pub offline_reported: bool,
-}
-
-/// A [`Fix`] in 40 bytes instead of 56: `time == Millis::MIN` means none,
-/// NaN means an optional value was absent.
-#[derive(Debug, Clone, Copy)]
-struct StoredFix {
-    lon: f64,
-    lat: f64,
-    time: Millis,
-    speed_mps: f32,
-    heading_deg: f32,
-    accuracy_m: f32,
-}
-
-impl StoredFix {
-    const NONE: StoredFix = StoredFix {
-        lon: 0.0,
-        lat: 0.0,
-        time: Millis::MIN,
-        speed_mps: f32::NAN,
-        heading_deg: f32::NAN,
-        accuracy_m: f32::NAN,
-    };
-
-    fn from_fix(f: &Fix) -> Self {
-        Self {
-            lon: f.at.lon,
-            lat: f.at.lat,
-            time: f.time,
-            speed_mps: f.speed_mps.unwrap_or(f32::NAN),
-            heading_deg: f.heading_deg.unwrap_or(f32::NAN),
-            accuracy_m: f.accuracy_m.unwrap_or(f32::NAN),
-        }
-    }
-
-    fn get(&self) -> Option<Fix> {
-        let some = |v: f32| (!v.is_nan()).then_some(v);
-        (self.time != Millis::MIN).then(|| Fix {
-            at: LonLat::new(self.lon, self.lat),
-            time: self.time,
-            speed_mps: some(self.speed_mps),
-            heading_deg: some(self.heading_deg),
-            accuracy_m: some(self.accuracy_m),
-        })
-    }
-}
-
-impl UnitRecord {
-    pub fn fix(&self) -> Option<Fix> {
-        self.fix.get()
-    }
 }
 
 /// The unit registry and its spatial index, kept in step through one door.
@@ -812,17 +556,10 @@ fn check_motion(
     }
 }
 
-/// Which units `list` returns. Empty sets mean any.
-#[derive(Debug, Clone, Default)]
-pub struct UnitFilter {
-    pub statuses: Vec<UnitStatus>,
-    pub kinds: Vec<UnitKind>,
-    pub bbox: Option<BoundingBox>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::UnitKind;
 
     fn profile(id: &str, kind: UnitKind) -> UnitProfile {
         UnitProfile {
@@ -939,26 +676,6 @@ mod tests {
     }
 
     #[test]
-    fn per_unit_state_stays_compact() {
-        // A city holds a million units: these sizes are the memory budget.
-        assert!(
-            std::mem::size_of::<UnitRecord>() <= 88,
-            "{}",
-            std::mem::size_of::<UnitRecord>()
-        );
-        assert!(
-            std::mem::size_of::<Hot>() <= 24,
-            "{}",
-            std::mem::size_of::<Hot>()
-        );
-        assert!(
-            std::mem::size_of::<Member>() <= 48,
-            "{}",
-            std::mem::size_of::<Member>()
-        );
-    }
-
-    #[test]
     fn profiles_round_trip_through_the_compact_record() {
         let mut idx = UnitIndex::new(UnitIndexConfig::default());
         let mut p = profile("u1", UnitKind::EBike);
@@ -982,19 +699,6 @@ mod tests {
         q.capabilities = vec!["one-too-many".into()];
         let err = idx.register(q, 0).unwrap_err();
         assert!(err.to_string().contains("capabilities"), "{err}");
-    }
-
-    #[test]
-    fn stored_fix_round_trips() {
-        let fix = Fix {
-            at: LonLat::new(24.9, 60.1),
-            time: 5,
-            speed_mps: Some(3.5),
-            heading_deg: None,
-            accuracy_m: Some(0.0),
-        };
-        assert_eq!(StoredFix::from_fix(&fix).get(), Some(fix));
-        assert_eq!(StoredFix::NONE.get(), None);
     }
 
     #[test]
