@@ -18,6 +18,11 @@ pub enum Error {
     /// (a busy unit, an illegal incident transition, ...).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A table has reached its capacity: `what` is full, holding at most
+    /// `limit`. Not the caller's mistake and not a state they can change;
+    /// the service answers ResourceExhausted.
+    #[error("{what} is full (at most {limit})")]
+    Full { what: String, limit: String },
 }
 
 impl Error {
@@ -26,6 +31,15 @@ impl Error {
             field: field.to_string(),
             value: value.to_string(),
             reason: reason.into(),
+        }
+    }
+
+    /// A capacity is exhausted: `what` holds at most `limit` (say the unit,
+    /// e.g. "4294967295 units").
+    pub fn full(what: impl Into<String>, limit: impl Into<String>) -> Self {
+        Error::Full {
+            what: what.into(),
+            limit: limit.into(),
         }
     }
 
@@ -61,4 +75,18 @@ pub fn validate_id(field: &str, id: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_says_what_and_how_much() {
+        let err = Error::full("unit table", format!("{} units", u32::MAX));
+        assert_eq!(
+            err.to_string(),
+            "unit table is full (at most 4294967295 units)"
+        );
+    }
 }

@@ -144,10 +144,9 @@ impl UnitIndex {
                     self.capability_names.len() - 1
                 }
                 None => {
-                    return Err(Error::invalid(
-                        "capabilities",
-                        format!("{cap:?}"),
-                        "this server tracks at most 64 distinct capability tags",
+                    return Err(Error::full(
+                        "capability tag table",
+                        format!("64 distinct capabilities; {cap:?} would be the 65th"),
                     ));
                 }
             };
@@ -159,7 +158,7 @@ impl UnitIndex {
     /// Stores a call sign in the name arena.
     fn store_name(&mut self, name: &str) -> Result<(u32, u32), Error> {
         let start = u32::try_from(self.name_arena.len())
-            .map_err(|_| Error::FailedPrecondition("call sign table is full".into()))?;
+            .map_err(|_| Error::full("call sign arena", format!("{} bytes", u32::MAX)))?;
         self.name_arena.extend_from_slice(name.as_bytes());
         Ok((start, name.len() as u32))
     }
@@ -204,9 +203,9 @@ impl UnitIndex {
                 let slot = u32::try_from(self.records.len())
                     .ok()
                     .filter(|s| *s != u32::MAX)
-                    .ok_or_else(|| Error::FailedPrecondition("unit table is full".into()))?;
+                    .ok_or_else(|| Error::full("unit table", format!("{} units", u32::MAX)))?;
                 let start = u32::try_from(self.id_arena.len())
-                    .map_err(|_| Error::FailedPrecondition("unit id table is full".into()))?;
+                    .map_err(|_| Error::full("unit id arena", format!("{} bytes", u32::MAX)))?;
                 self.id_arena.extend_from_slice(profile.id.as_bytes());
                 self.id_spans.push((start, profile.id.len() as u32));
                 let hash = self.hasher.hash_one(profile.id.as_bytes());
@@ -699,6 +698,8 @@ mod tests {
         q.capabilities = vec!["one-too-many".into()];
         let err = idx.register(q, 0).unwrap_err();
         assert!(err.to_string().contains("capabilities"), "{err}");
+        assert!(matches!(err, Error::Full { .. }), "{err:?}");
+        assert!(err.to_string().contains("one-too-many"), "{err}");
     }
 
     #[test]
