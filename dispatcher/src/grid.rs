@@ -102,6 +102,24 @@ impl CellGrid {
         self.cells.len()
     }
 
+    /// Estimated bytes the grid reserves: the cell table, every cell's member
+    /// list (by capacity), the key map and the R-tree (one leaf per cell plus
+    /// about half as much again for inner nodes and their slack).
+    pub fn memory_bytes(&self) -> usize {
+        let cells = self.cells.capacity() * std::mem::size_of::<Cell>();
+        let members: usize = self
+            .cells
+            .iter()
+            .map(|c| c.members.capacity() * std::mem::size_of::<Member>())
+            .sum();
+        let by_key = crate::units::hash_table_bytes(
+            self.by_key.capacity(),
+            std::mem::size_of::<((i32, i32), u32)>(),
+        );
+        let tree = self.tree.size() * std::mem::size_of::<rstar::RTreeNode<CellEntry>>() * 3 / 2;
+        cells + members + by_key + tree
+    }
+
     fn rows(&self) -> i32 {
         (180.0 / self.row_deg).ceil() as i32
     }

@@ -48,6 +48,6 @@ pub use crate::recommend::{
     ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,
 };
 pub use crate::units::{
-    Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind,
-    UnitProfile, UnitStatus,
+    Fix, IndexMemory, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex,
+    UnitIndexConfig, UnitKind, UnitProfile, UnitStatus,
 };

@@ -8,17 +8,13 @@
 //! filter on kind or capability, or for the units they return.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-
-use hashbrown::DefaultHashBuilder;
-use hashbrown::HashTable;
 
 use crate::Millis;
 use crate::error::{Error, validate_id};
 use crate::geometry::{LonLat, chord_m};
 use crate::grid::{CellGrid, Member, NO_CELL};
 
-use super::store::{Hot, StoredFix, UnitRecord};
+use super::store::{Hot, IdTable, NameArena, StoredFix, UnitRecord};
 use super::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndexConfig, UnitProfile,
     UnitStatus,
@@ -35,26 +31,60 @@ pub(crate) struct Candidate {
     pub status: UnitStatus,
 }
 
+/// What the unit index holds, in bytes, from its own accounting: the
+/// capacities and lengths of its tables times their element sizes. An
+/// estimate of what it asked the allocator for, not the process's resident
+/// memory (RSS): allocator overhead and freed-but-kept pages do not show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexMemory {
+    /// The per-unit record table (by capacity).
+    pub records: usize,
+    /// Heap behind assigned units: their incident ids and current orders.
+    pub assignments: usize,
+    /// The per-unit hot table: stored status, fix time, cell position.
+    pub hot: usize,
+    /// The unit id arena and each slot's span in it.
+    pub id_arena: usize,
+    /// The hash table from id to slot.
+    pub id_table: usize,
+    /// The call sign arena (by capacity), garbage included.
+    pub name_arena: usize,
+    /// Bytes of the call sign arena that hold no live call sign (counted in
+    /// `name_arena`, not again in [`IndexMemory::total`]).
+    pub name_garbage: usize,
+    /// The spatial index: cells, their member lists, the key map, the R-tree.
+    pub grid_cells: usize,
+    /// Capability tags and the list of units moved since the last take.
+    pub other: usize,
+}
+
+impl IndexMemory {
+    /// Every counted byte (`name_garbage` is part of `name_arena`).
+    pub fn total(&self) -> usize {
+        self.records
+            + self.assignments
+            + self.hot
+            + self.id_arena
+            + self.id_table
+            + self.name_arena
+            + self.grid_cells
+            + self.other
+    }
+}
+
 /// The unit registry and its spatial index, kept in step through one door.
 #[derive(Debug)]
 pub struct UnitIndex {
     config: UnitIndexConfig,
     records: Vec<UnitRecord>,
     hot: Vec<Hot>,
-    /// Slots, hashed by their unit's id.
-    ids: HashTable<u32>,
-    /// Every id's bytes, back to back, and each slot's (start, len) in it: the
-    /// id table compares against this dense copy instead of chasing each
-    /// record's heap string, which kept ingest waiting on cache misses.
-    id_arena: Vec<u8>,
-    id_spans: Vec<(u32, u32)>,
-    /// Every call sign's bytes, back to back (a re-registered call sign is
-    /// appended; the old bytes stay, re-registration being rare).
-    name_arena: Vec<u8>,
+    /// Every unit's id and the slot it maps to; grows only for new ids.
+    ids: IdTable,
+    /// Every call sign; re-registering never grows it without bound.
+    names: NameArena,
     /// The distinct capability tags seen, at most 64: a unit's capabilities
     /// are a bit mask over them.
     capability_names: Vec<Box<str>>,
-    hasher: DefaultHashBuilder,
     grid: CellGrid,
     moved: Vec<u32>,
 }
@@ -65,12 +95,9 @@ impl UnitIndex {
             config,
             records: Vec::new(),
             hot: Vec::new(),
-            ids: HashTable::new(),
-            id_arena: Vec::new(),
-            id_spans: Vec::new(),
-            name_arena: Vec::new(),
+            ids: IdTable::default(),
+            names: NameArena::default(),
             capability_names: Vec::new(),
-            hasher: DefaultHashBuilder::default(),
             grid: CellGrid::new(config.cell_size_m),
             moved: Vec::new(),
         }
@@ -98,17 +125,50 @@ impl UnitIndex {
         self.grid.cell_count()
     }
 
+    /// The bytes the index holds, by its own accounting (see
+    /// [`IndexMemory`]). Walks the records and cells once: O(units + cells),
+    /// for a metrics scrape, not for every ping.
+    pub fn memory(&self) -> IndexMemory {
+        use std::mem::size_of;
+        let assignments = self
+            .records
+            .iter()
+            .map(|r| {
+                r.incident_id.as_ref().map_or(0, |i| i.len())
+                    + r.order.as_ref().map_or(0, |o| {
+                        size_of::<crate::incidents::Order>()
+                            + o.id.capacity()
+                            + o.unit_id.capacity()
+                            + o.incident_id.capacity()
+                            + o.incident_kind.capacity()
+                            + o.description.capacity()
+                            + o.note.capacity()
+                    })
+            })
+            .sum();
+        IndexMemory {
+            records: self.records.capacity() * size_of::<UnitRecord>(),
+            assignments,
+            hot: self.hot.capacity() * size_of::<Hot>(),
+            id_arena: self.ids.arena_bytes(),
+            id_table: self.ids.table_bytes(),
+            name_arena: self.names.capacity_bytes(),
+            name_garbage: self.names.garbage(),
+            grid_cells: self.grid.memory_bytes(),
+            other: self.capability_names.capacity() * size_of::<Box<str>>()
+                + self.capability_names.iter().map(|c| c.len()).sum::<usize>()
+                + self.moved.capacity() * size_of::<u32>(),
+        }
+    }
+
     /// The unit's id.
     pub(crate) fn unit_id(&self, slot: u32) -> &str {
-        // The arena only ever receives whole `&str`s, so every span is UTF-8.
-        std::str::from_utf8(self.id_bytes(slot)).unwrap_or_default()
+        self.ids.get(slot)
     }
 
     /// The unit's call sign.
     pub(crate) fn call_sign(&self, slot: u32) -> &str {
-        let (start, len) = self.records[slot as usize].call_sign;
-        std::str::from_utf8(&self.name_arena[start as usize..(start + len) as usize])
-            .unwrap_or_default()
+        self.names.get(self.records[slot as usize].call_sign)
     }
 
     /// Whether the unit has `capability`.
@@ -133,8 +193,27 @@ impl UnitIndex {
         }
     }
 
-    /// The bit mask for `capabilities`, learning new tags (at most 64).
-    fn capability_mask(&mut self, capabilities: &[String]) -> Result<u64, Error> {
+    /// Refuses, changing nothing, when `capabilities` would take the index
+    /// past 64 distinct tags.
+    fn check_capability_room(&self, capabilities: &[String]) -> Result<(), Error> {
+        let mut unknown: Vec<&str> = Vec::new();
+        for cap in capabilities {
+            if !self.capability_names.iter().any(|c| **c == **cap) && !unknown.contains(&&**cap) {
+                if self.capability_names.len() + unknown.len() == 64 {
+                    return Err(Error::full(
+                        "capability tag table",
+                        format!("64 distinct capabilities; {cap:?} would be the 65th"),
+                    ));
+                }
+                unknown.push(cap);
+            }
+        }
+        Ok(())
+    }
+
+    /// The bit mask for `capabilities`, learning new tags. Call
+    /// `check_capability_room` first: past 64 tags, the rest are ignored.
+    fn capability_mask(&mut self, capabilities: &[String]) -> u64 {
         let mut mask = 0u64;
         for cap in capabilities {
             let bit = match self.capability_names.iter().position(|c| **c == **cap) {
@@ -143,40 +222,28 @@ impl UnitIndex {
                     self.capability_names.push(cap.as_str().into());
                     self.capability_names.len() - 1
                 }
-                None => {
-                    return Err(Error::full(
-                        "capability tag table",
-                        format!("64 distinct capabilities; {cap:?} would be the 65th"),
-                    ));
-                }
+                None => continue,
             };
             mask |= 1 << bit;
         }
-        Ok(mask)
+        mask
     }
 
-    /// Stores a call sign in the name arena.
-    fn store_name(&mut self, name: &str) -> Result<(u32, u32), Error> {
-        let start = u32::try_from(self.name_arena.len())
-            .map_err(|_| Error::full("call sign arena", format!("{} bytes", u32::MAX)))?;
-        self.name_arena.extend_from_slice(name.as_bytes());
-        Ok((start, name.len() as u32))
-    }
-
-    fn id_bytes(&self, slot: u32) -> &[u8] {
-        let (start, len) = self.id_spans[slot as usize];
-        &self.id_arena[start as usize..(start + len) as usize]
-    }
-
-    fn find(&self, id: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(id.as_bytes());
-        self.ids
-            .find(hash, |&slot| self.id_bytes(slot) == id.as_bytes())
-            .copied()
+    /// Rewrites the name arena's live spans, in slot order, once enough
+    /// garbage has piled up.
+    fn compact_names_if_needed(&mut self) {
+        if self.names.needs_compaction() {
+            self.names
+                .compact(self.records.iter_mut().map(|r| &mut r.call_sign));
+        }
     }
 
     /// Registers a unit or updates its profile. Returns the unit and whether it
-    /// is new.
+    /// is new. A refused registration changes nothing.
+    ///
+    /// Re-registering (terminals do on every reconnect) grows nothing: the id
+    /// is found, not stored again, and the call sign keeps its span when
+    /// unchanged or when the new one fits (see the name arena in `store`).
     pub fn register(&mut self, profile: UnitProfile, now: Millis) -> Result<(Unit, bool), Error> {
         validate_id("id", &profile.id)?;
         if profile.call_sign.len() > 64 {
@@ -189,31 +256,30 @@ impl UnitIndex {
         for cap in &profile.capabilities {
             validate_id("capabilities", cap)?;
         }
-        let capabilities = self.capability_mask(&profile.capabilities)?;
-        let call_sign = self.store_name(&profile.call_sign)?;
-        let created = match self.find(&profile.id) {
+        self.check_capability_room(&profile.capabilities)?;
+        let existing = self.ids.find(&profile.id);
+        if existing.is_none() {
+            self.ids.check_room(profile.id.len())?;
+        }
+        if self.names.would_overflow(profile.call_sign.len()) && self.names.garbage() > 0 {
+            self.names
+                .compact(self.records.iter_mut().map(|r| &mut r.call_sign));
+        }
+        let old_span = existing.map(|slot| self.records[slot as usize].call_sign);
+        // The last step that can refuse; everything after it succeeds.
+        let call_sign = self.names.store(old_span, &profile.call_sign)?;
+        let capabilities = self.capability_mask(&profile.capabilities);
+        let (slot, created) = match existing {
             Some(slot) => {
                 let record = &mut self.records[slot as usize];
                 record.call_sign = call_sign;
                 record.kind = profile.kind;
                 record.capabilities = capabilities;
-                false
+                (slot, false)
             }
             None => {
-                let slot = u32::try_from(self.records.len())
-                    .ok()
-                    .filter(|s| *s != u32::MAX)
-                    .ok_or_else(|| Error::full("unit table", format!("{} units", u32::MAX)))?;
-                let start = u32::try_from(self.id_arena.len())
-                    .map_err(|_| Error::full("unit id arena", format!("{} bytes", u32::MAX)))?;
-                self.id_arena.extend_from_slice(profile.id.as_bytes());
-                self.id_spans.push((start, profile.id.len() as u32));
-                let hash = self.hasher.hash_one(profile.id.as_bytes());
-                let (arena, spans, hasher) = (&self.id_arena, &self.id_spans, &self.hasher);
-                self.ids.insert_unique(hash, slot, |&s| {
-                    let (start, len) = spans[s as usize];
-                    hasher.hash_one(&arena[start as usize..(start + len) as usize])
-                });
+                let slot = self.ids.insert(&profile.id);
+                debug_assert_eq!(slot as usize, self.records.len());
                 self.records.push(UnitRecord {
                     call_sign,
                     capabilities,
@@ -230,11 +296,11 @@ impl UnitIndex {
                     cell: NO_CELL,
                     pos_in_cell: 0,
                 });
-                true
+                (slot, true)
             }
         };
-        let unit = self.get(&profile.id, now)?;
-        Ok((unit, created))
+        self.compact_names_if_needed();
+        Ok((self.view(slot, now), created))
     }
 
     /// The capability tags in the order they were learnt.
@@ -252,7 +318,9 @@ impl UnitIndex {
 
     /// Learns capability tags in a checkpoint's order (on an empty index).
     pub(crate) fn restore_capabilities(&mut self, names: &[String]) -> Result<(), Error> {
-        self.capability_mask(names).map(|_| ())
+        self.check_capability_room(names)?;
+        self.capability_mask(names);
+        Ok(())
     }
 
     /// Adds a unit from a checkpoint as the next slot, with its fix, status,
@@ -282,7 +350,9 @@ impl UnitIndex {
     }
 
     pub(crate) fn slot(&self, id: &str) -> Result<u32, Error> {
-        self.find(id).ok_or_else(|| Error::not_found("unit", id))
+        self.ids
+            .find(id)
+            .ok_or_else(|| Error::not_found("unit", id))
     }
 
     #[cfg(test)]
@@ -336,7 +406,10 @@ impl UnitIndex {
         check_motion("speed_mps", ping.speed_mps, 0.0, 200.0)?;
         check_motion("heading_deg", ping.heading_deg, 0.0, 360.0)?;
         check_motion("accuracy_m", ping.accuracy_m, 0.0, 100_000.0)?;
-        let slot = self.find(ping.unit_id).ok_or(PingRejection::UnknownUnit)?;
+        let slot = self
+            .ids
+            .find(ping.unit_id)
+            .ok_or(PingRejection::UnknownUnit)?;
         let record = &mut self.records[slot as usize];
         if let Some(held) = record.fix() {
             if ping.time < held.time {
@@ -559,6 +632,7 @@ fn check_motion(
 mod tests {
     use super::*;
     use crate::units::UnitKind;
+    use crate::units::store::NameArena;
 
     fn profile(id: &str, kind: UnitKind) -> UnitProfile {
         UnitProfile {
@@ -700,6 +774,110 @@ mod tests {
         assert!(err.to_string().contains("capabilities"), "{err}");
         assert!(matches!(err, Error::Full { .. }), "{err:?}");
         assert!(err.to_string().contains("one-too-many"), "{err}");
+    }
+
+    fn named(id: &str, call_sign: &str) -> UnitProfile {
+        UnitProfile {
+            call_sign: call_sign.into(),
+            ..profile(id, UnitKind::Car)
+        }
+    }
+
+    #[test]
+    fn re_registering_with_the_same_call_sign_grows_nothing() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        idx.register(named("u1", "Patrol 1"), 0).unwrap();
+        let after_first = idx.memory();
+        assert!(after_first.total() > 0);
+        for _ in 0..100_000 {
+            let (unit, created) = idx.register(named("u1", "Patrol 1"), 0).unwrap();
+            assert!(!created);
+            assert_eq!(unit.profile.call_sign, "Patrol 1");
+        }
+        assert_eq!(idx.memory(), after_first);
+        assert_eq!(idx.memory().total(), after_first.total());
+    }
+
+    #[test]
+    fn switching_between_two_call_signs_stays_bounded() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        idx.register(named("u0", "Other"), 0).unwrap();
+        let names = ["Foot patrol Kamppi 12", "K-12"];
+        idx.register(named("u1", names[0]), 0).unwrap();
+        idx.register(named("u1", names[1]), 0).unwrap();
+        let settled = idx.memory();
+        for i in 0..100_000 {
+            let name = names[i % 2];
+            idx.register(named("u1", name), 0).unwrap();
+            assert_eq!(idx.call_sign(1), name);
+        }
+        let memory = idx.memory();
+        assert!(memory.name_arena < 128 * 1024, "{memory:?}");
+        // the short one is written over the long one's span: nothing grows
+        assert_eq!(memory, settled);
+        assert_eq!(idx.call_sign(0), "Other");
+    }
+
+    #[test]
+    fn call_signs_survive_compaction() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        let units = 2_000;
+        let call_sign = |unit: usize, round: usize| {
+            // grows by a byte a round, so each round outgrows the old span
+            let mut s = format!("U{unit}-");
+            while s.len() < 8 + round {
+                s.push(char::from(b'a' + (round % 26) as u8));
+            }
+            s
+        };
+        for round in 0..40 {
+            for unit in 0..units {
+                idx.register(named(&format!("u{unit}"), &call_sign(unit, round)), 0)
+                    .unwrap();
+            }
+            let memory = idx.memory();
+            assert!(
+                memory.name_garbage <= NameArena::MIN_GARBAGE.max(memory.name_arena / 2),
+                "round {round}: {memory:?}"
+            );
+        }
+        assert!(idx.names.compactions() >= 5, "{}", idx.names.compactions());
+        for unit in 0..units {
+            let id = format!("u{unit}");
+            assert_eq!(
+                idx.get(&id, 0).unwrap().profile.call_sign,
+                call_sign(unit, 39)
+            );
+        }
+        // live call signs: 2000 x 47 bytes; the arena holds at most about twice
+        let live = units * 47;
+        assert!(
+            idx.memory().name_arena <= 2 * live + NameArena::MIN_GARBAGE,
+            "{:?}",
+            idx.memory()
+        );
+    }
+
+    #[test]
+    fn a_refused_registration_changes_nothing() {
+        let mut idx = UnitIndex::new(UnitIndexConfig::default());
+        for i in 0..63 {
+            let mut p = profile(&format!("x{i}"), UnitKind::Car);
+            p.capabilities = vec![format!("cap{i}")];
+            idx.register(p, 0).unwrap();
+        }
+        let before = idx.memory();
+        let mut p = profile("late", UnitKind::Car);
+        p.capabilities = vec!["new-1".into(), "new-2".into()];
+        let err = idx.register(p, 0).unwrap_err();
+        assert!(matches!(err, Error::Full { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("\"new-2\" would be the 65th"),
+            "{err}"
+        );
+        assert_eq!(idx.capability_names().len(), 63, "new-1 was not learnt");
+        assert_eq!(idx.memory(), before);
+        assert!(idx.slot("late").is_err());
     }
 
     #[test]

@@ -15,7 +15,22 @@ mod index;
 mod store;
 
 pub(crate) use index::Candidate;
-pub use index::UnitIndex;
+pub use index::{IndexMemory, UnitIndex};
+
+/// Estimated bytes a hashbrown table with room for `capacity` entries of
+/// `entry_bytes` each reserves: its buckets (a power of two, at most 7/8
+/// full), one control byte per bucket and a group of trailing control bytes.
+pub(crate) fn hash_table_bytes(capacity: usize, entry_bytes: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    buckets * (entry_bytes + 1) + 16
+}
 
 /// What a unit is: it decides who is suitable and how fast they get there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
