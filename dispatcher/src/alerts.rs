@@ -12,10 +12,16 @@ use std::collections::HashMap;
 
 use crate::Millis;
 use crate::cameras::Camera;
+use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
 
+/// Longest accepted alert label, in bytes.
+pub const MAX_LABEL_LEN: usize = 64;
+/// Longest accepted snapshot link, in bytes.
+pub const MAX_SNAPSHOT_URI_LEN: usize = 4096;
+
 /// An event from a camera system (video analytics), as recorded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     pub id: String,
     pub camera_id: String,
@@ -28,7 +34,7 @@ pub struct Alert {
 }
 
 /// An alert as posted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewAlert {
     pub camera_id: String,
     /// `None`: now.
@@ -39,7 +45,7 @@ pub struct NewAlert {
 }
 
 /// What happened to a posted alert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertOutcome {
     pub alert: Alert,
     /// True when the alert opened the incident (false: joined or none).
@@ -83,6 +89,52 @@ impl Default for AlertPolicy {
     }
 }
 
+impl NewAlert {
+    /// The checks that need no state: camera id, label, confidence, snapshot
+    /// link and time (positive, at most `future_tolerance_ms` after `now`,
+    /// both Unix ms). The service runs this at the edge before logging the
+    /// alert; [`Dispatcher::post_alert`](crate::Dispatcher::post_alert) runs
+    /// it again, so the rules live here only.
+    pub fn validate(&self, now: Millis, future_tolerance_ms: Millis) -> Result<(), Error> {
+        validate_id("camera_id", &self.camera_id)?;
+        if self.label.is_empty() || self.label.len() > MAX_LABEL_LEN {
+            return Err(Error::invalid(
+                "label",
+                format!("{:?}", self.label),
+                format!("must be 1..={MAX_LABEL_LEN} bytes"),
+            ));
+        }
+        if !self.confidence.is_finite() || !(0.0..=1.0).contains(&self.confidence) {
+            return Err(Error::invalid(
+                "confidence",
+                self.confidence,
+                "must be in 0..=1",
+            ));
+        }
+        if self.snapshot_uri.len() > MAX_SNAPSHOT_URI_LEN {
+            return Err(Error::invalid(
+                "snapshot_uri",
+                format!("{} bytes", self.snapshot_uri.len()),
+                format!("must be at most {MAX_SNAPSHOT_URI_LEN} bytes"),
+            ));
+        }
+        let time = self.time_at(now);
+        if time <= 0 || time > now.saturating_add(future_tolerance_ms) {
+            return Err(Error::invalid(
+                "time_unix_ms",
+                time,
+                "must be a positive time, not in the future",
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the alert happened: its own time, or `now` when it has none.
+    pub fn time_at(&self, now: Millis) -> Millis {
+        self.time.unwrap_or(now)
+    }
+}
+
 impl AlertPolicy {
     /// The rule that makes an alert with this label and confidence an
     /// incident, if any.
@@ -117,13 +169,15 @@ impl AlertJoins {
     pub fn decide(
         &self,
         policy: &AlertPolicy,
-        alert: &Alert,
+        camera_id: &str,
+        label: &str,
+        confidence: f32,
         is_open: impl Fn(&str) -> bool,
     ) -> AlertDisposition {
-        let Some(rule) = policy.rule_for(&alert.label, alert.confidence) else {
+        let Some(rule) = policy.rule_for(label, confidence) else {
             return AlertDisposition::RecordOnly;
         };
-        let key = (alert.camera_id.clone(), alert.label.clone());
+        let key = (camera_id.to_string(), label.to_string());
         match self.open.get(&key) {
             Some(incident_id) if is_open(incident_id) => {
                 AlertDisposition::Join(incident_id.clone())
@@ -167,13 +221,12 @@ impl AlertJoins {
     }
 }
 
-/// The description of an incident an alert opens.
-pub(crate) fn incident_description(alert: &Alert, camera: &Camera) -> String {
+/// The description of an incident an alert (`label`, `confidence`) opens.
+pub(crate) fn incident_description(label: &str, confidence: f32, camera: &Camera) -> String {
     format!(
-        "{} seen by camera {} ({:.0}% confidence)",
-        alert.label,
+        "{label} seen by camera {} ({:.0}% confidence)",
         camera.name_or_id(),
-        alert.confidence * 100.0
+        confidence * 100.0
     )
 }
 
@@ -189,47 +242,109 @@ pub(crate) fn joined_detail(alert: &Alert) -> String {
 mod tests {
     use super::*;
 
-    fn alert(label: &str, confidence: f32) -> Alert {
-        Alert {
-            id: "alert-1".into(),
-            camera_id: "cam-1".into(),
-            time: 1,
-            label: label.into(),
-            confidence,
-            snapshot_uri: String::new(),
-            location: LonLat::new(24.95, 60.17),
-            incident_id: None,
-        }
-    }
-
     #[test]
     fn alerts_open_join_or_are_only_recorded() {
         let policy = AlertPolicy::default();
         let mut joins = AlertJoins::default();
         let open = |_: &str| true;
         assert_eq!(
-            joins.decide(&policy, &alert("fight", 0.3), open),
+            joins.decide(&policy, "cam-1", "fight", 0.3, open),
             AlertDisposition::RecordOnly
         );
         assert_eq!(
-            joins.decide(&policy, &alert("rainbow", 0.99), open),
+            joins.decide(&policy, "cam-1", "rainbow", 0.99, open),
             AlertDisposition::RecordOnly
         );
-        let AlertDisposition::Open(rule) = joins.decide(&policy, &alert("fight", 0.9), open) else {
+        let AlertDisposition::Open(rule) = joins.decide(&policy, "cam-1", "fight", 0.9, open)
+        else {
             panic!("a confident fight opens an incident");
         };
         assert_eq!((rule.incident_kind.as_str(), rule.priority), ("fight", 1));
         joins.remember("cam-1", "fight", "inc-1");
         assert_eq!(
-            joins.decide(&policy, &alert("fight", 0.8), open),
+            joins.decide(&policy, "cam-1", "fight", 0.8, open),
             AlertDisposition::Join("inc-1".into())
         );
+        // another camera, or another label, does not join
+        assert!(matches!(
+            joins.decide(&policy, "cam-2", "fight", 0.8, open),
+            AlertDisposition::Open(_)
+        ));
         // a resolved incident takes no more alerts: the next one opens anew
         assert!(matches!(
-            joins.decide(&policy, &alert("fight", 0.8), |_| false),
+            joins.decide(&policy, "cam-1", "fight", 0.8, |_| false),
             AlertDisposition::Open(_)
         ));
         joins.forget_incident("inc-1");
         assert!(joins.to_records().is_empty());
+    }
+
+    fn new_alert() -> NewAlert {
+        NewAlert {
+            camera_id: "cam-1".into(),
+            time: Some(1_000),
+            label: "fight".into(),
+            confidence: 0.9,
+            snapshot_uri: String::new(),
+        }
+    }
+
+    #[test]
+    fn alert_checks_name_the_field() {
+        let field = |a: NewAlert| match a.validate(1_000, 5_000) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert!(new_alert().validate(1_000, 5_000).is_ok());
+        assert!(
+            NewAlert {
+                time: None,
+                ..new_alert()
+            }
+            .validate(1_000, 0)
+            .is_ok()
+        );
+        assert_eq!(
+            field(NewAlert {
+                camera_id: String::new(),
+                ..new_alert()
+            }),
+            "camera_id"
+        );
+        assert_eq!(
+            field(NewAlert {
+                label: "x".repeat(65),
+                ..new_alert()
+            }),
+            "label"
+        );
+        assert_eq!(
+            field(NewAlert {
+                confidence: 1.5,
+                ..new_alert()
+            }),
+            "confidence"
+        );
+        assert_eq!(
+            field(NewAlert {
+                time: Some(6_001),
+                ..new_alert()
+            }),
+            "time_unix_ms"
+        );
+        assert_eq!(
+            field(NewAlert {
+                time: Some(0),
+                ..new_alert()
+            }),
+            "time_unix_ms"
+        );
+        assert_eq!(
+            field(NewAlert {
+                snapshot_uri: "u".repeat(4097),
+                ..new_alert()
+            }),
+            "snapshot_uri"
+        );
     }
 }

@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat};
 
+/// Longest accepted camera name, in bytes.
+pub const MAX_CAMERA_NAME_LEN: usize = 256;
+
 /// A fixed or PTZ camera. `heading_deg` is clockwise from north; `fov_deg` is the
 /// horizontal field of view; `range_m` how far it usefully sees.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +28,13 @@ impl Camera {
     /// Checks every field, naming the bad one; normalises the heading to 0..360.
     pub fn validated(mut self) -> Result<Self, Error> {
         validate_id("camera.id", &self.id)?;
+        if self.name.len() > MAX_CAMERA_NAME_LEN {
+            return Err(Error::invalid(
+                "camera.name",
+                format!("{:?}...", &self.name[..self.name.floor_char_boundary(32)]),
+                format!("must be at most {MAX_CAMERA_NAME_LEN} bytes"),
+            ));
+        }
         self.at = self.at.validated("camera.lon/lat")?;
         if !self.mount_height_m.is_finite() || !(0.0..=500.0).contains(&self.mount_height_m) {
             return Err(Error::invalid(

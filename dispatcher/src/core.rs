@@ -12,7 +12,9 @@ use crate::alerts::{
 use crate::cameras::{Camera, CameraIndex};
 use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat};
-use crate::incidents::{Incident, IncidentSource, IncidentStatus, NewIncident, Order};
+use crate::incidents::{
+    DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate, NewIncident, Order,
+};
 use crate::recommend::{NearestUnits, Recommendation, UnitQuery, nearest_units, recommend_units};
 use crate::units::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig,
@@ -183,16 +185,10 @@ impl Dispatcher {
         now: Millis,
     ) -> Result<Unit, Error> {
         validate_id("unit_id", id)?;
+        status.validate_reported()?;
         let slot = self.units.slot(id)?;
         let incident_id = self.units.record(slot).incident_id.clone();
         match (status, &incident_id) {
-            (UnitStatus::Assigned | UnitStatus::Offline, _) => {
-                return Err(Error::invalid(
-                    "status",
-                    status.as_str(),
-                    "assigned is set by Dispatch and offline by fix age; a unit may report available, en_route, on_scene, busy or off_duty",
-                ));
-            }
             (UnitStatus::EnRoute | UnitStatus::OnScene, None) => {
                 return Err(Error::FailedPrecondition(format!(
                     "unit {id} cannot report {}: it is not assigned to an incident",
@@ -276,30 +272,38 @@ impl Dispatcher {
     /// Records an alert; by the alert policy it may open an incident at the
     /// camera or join the open one the same camera raised for the same label.
     pub fn post_alert(&mut self, new: NewAlert, now: Millis) -> Result<AlertOutcome, Error> {
-        validate_id("camera_id", &new.camera_id)?;
-        if new.label.is_empty() || new.label.len() > 64 {
-            return Err(Error::invalid(
-                "label",
-                format!("{:?}", new.label),
-                "must be 1..=64 bytes",
-            ));
-        }
-        if !new.confidence.is_finite() || !(0.0..=1.0).contains(&new.confidence) {
-            return Err(Error::invalid(
-                "confidence",
-                new.confidence,
-                "must be in 0..=1",
-            ));
-        }
-        let time = new.time.unwrap_or(now);
-        if time <= 0 || time > now + self.config.units.future_tolerance_ms {
-            return Err(Error::invalid(
-                "time_unix_ms",
-                time,
-                "must be a positive time, not in the future",
-            ));
-        }
+        new.validate(now, self.config.units.future_tolerance_ms)?;
+        let time = new.time_at(now);
         let camera = self.camera(&new.camera_id)?.clone();
+        let incidents = (&self.incidents, &self.incident_slots);
+        let disposition = self.alert_joins.decide(
+            &self.config.alerts,
+            &camera.id,
+            &new.label,
+            new.confidence,
+            |iid| {
+                incidents
+                    .1
+                    .get(iid)
+                    .is_some_and(|&s| incidents.0[s].status.accepts_units())
+            },
+        );
+        // Everything that can refuse happens before anything changes: a rule
+        // from the configuration may name an incident type the core refuses.
+        let opened = match &disposition {
+            AlertDisposition::Open(rule) => {
+                let new_incident = NewIncident {
+                    kind: rule.incident_kind.clone(),
+                    priority: Some(rule.priority),
+                    location: camera.at,
+                    source: IncidentSource::CameraAlert,
+                    description: incident_description(&new.label, new.confidence, &camera),
+                };
+                new_incident.validate()?;
+                Some(new_incident)
+            }
+            _ => None,
+        };
         let id = format!("{}alert-{}", self.config.id_prefix, self.next_alert);
         self.next_alert += 1;
         let mut alert = Alert {
@@ -312,34 +316,17 @@ impl Dispatcher {
             location: camera.at,
             incident_id: None,
         };
-        let incidents = (&self.incidents, &self.incident_slots);
-        let disposition = self.alert_joins.decide(&self.config.alerts, &alert, |iid| {
-            incidents
-                .1
-                .get(iid)
-                .is_some_and(|&s| incidents.0[s].status.accepts_units())
-        });
         let mut incident_created = false;
-        let islot = match disposition {
-            AlertDisposition::RecordOnly => None,
-            AlertDisposition::Join(incident_id) => {
+        let islot = match (disposition, opened) {
+            (AlertDisposition::Join(incident_id), _) => {
                 let islot = self.incident_slots[&incident_id];
                 let inc = &mut self.incidents[islot];
                 inc.alert_ids.push(alert.id.clone());
                 inc.record(now, "alert_joined", joined_detail(&alert));
                 Some(islot)
             }
-            AlertDisposition::Open(rule) => {
-                let inc = self.open_incident(
-                    NewIncident {
-                        kind: rule.incident_kind,
-                        priority: Some(rule.priority),
-                        location: camera.at,
-                        source: IncidentSource::CameraAlert,
-                        description: incident_description(&alert, &camera),
-                    },
-                    now,
-                )?;
+            (_, Some(new_incident)) => {
+                let inc = self.open_incident(new_incident, now)?;
                 let islot = self.incident_slots[&inc];
                 let inc = &mut self.incidents[islot];
                 inc.camera_ids.push(camera.id.clone());
@@ -348,6 +335,7 @@ impl Dispatcher {
                 incident_created = true;
                 Some(islot)
             }
+            _ => None,
         };
         alert.incident_id = islot.map(|s| self.incidents[s].id.clone());
         self.outbox.push(Event::Alert(alert.clone()));
@@ -364,29 +352,9 @@ impl Dispatcher {
     // ----- incidents -------------------------------------------------------
 
     fn open_incident(&mut self, new: NewIncident, now: Millis) -> Result<String, Error> {
-        if new.kind.is_empty() || new.kind.len() > 64 {
-            return Err(Error::invalid(
-                "type",
-                format!("{:?}", new.kind),
-                "must be 1..=64 bytes",
-            ));
-        }
-        let priority = new.priority.unwrap_or(3);
-        if !(1..=5).contains(&priority) {
-            return Err(Error::invalid(
-                "priority",
-                priority,
-                "must be 1 (most urgent) ..= 5",
-            ));
-        }
-        let location = new.location.validated("location")?;
-        if new.description.len() > 4096 {
-            return Err(Error::invalid(
-                "description",
-                format!("{} bytes", new.description.len()),
-                "must be at most 4096 bytes",
-            ));
-        }
+        new.validate()?;
+        let priority = new.priority_or_default();
+        let location = new.location;
         let id = format!("{}inc-{}", self.config.id_prefix, self.next_incident);
         self.next_incident += 1;
         let mut incident = Incident {
@@ -502,15 +470,16 @@ impl Dispatcher {
     /// (not offline, busy, off duty or assigned elsewhere).
     pub fn dispatch(
         &mut self,
-        incident_id: &str,
-        unit_ids: &[String],
-        note: &str,
+        request: &DispatchRequest,
         now: Millis,
     ) -> Result<(Incident, Vec<Order>), Error> {
-        validate_id("incident_id", incident_id)?;
-        if unit_ids.is_empty() {
-            return Err(Error::invalid("unit_ids", "[]", "name at least one unit"));
-        }
+        request.validate()?;
+        let DispatchRequest {
+            incident_id,
+            unit_ids,
+            note,
+        } = request;
+        let incident_id = incident_id.as_str();
         let islot = *self
             .incident_slots
             .get(incident_id)
@@ -523,15 +492,7 @@ impl Dispatcher {
             )));
         }
         let mut slots = Vec::with_capacity(unit_ids.len());
-        for (i, id) in unit_ids.iter().enumerate() {
-            validate_id(&format!("unit_ids[{i}]"), id)?;
-            if unit_ids[..i].contains(id) {
-                return Err(Error::invalid(
-                    &format!("unit_ids[{i}]"),
-                    id,
-                    "is listed twice",
-                ));
-            }
+        for id in unit_ids {
             let slot = self.units.slot(id)?;
             let record = self.units.record(slot);
             match self.units.effective_status(slot, now) {
@@ -572,7 +533,7 @@ impl Dispatcher {
                 description: inc.description.clone(),
                 issued: now,
                 distance_m: fix.map(|f| f.at.distance_m(&inc.location)),
-                note: note.to_string(),
+                note: note.clone(),
             };
             self.next_order += 1;
             self.units.record_mut(slot).order = Some(Box::new(order.clone()));
@@ -593,12 +554,11 @@ impl Dispatcher {
     /// Moves an incident through its lifecycle. Closing frees its units.
     pub fn update_incident(
         &mut self,
-        id: &str,
-        to: IncidentStatus,
-        note: &str,
+        update: &IncidentUpdate,
         now: Millis,
     ) -> Result<Incident, Error> {
-        validate_id("id", id)?;
+        update.validate()?;
+        let (id, to, note) = (update.id.as_str(), update.status, update.note.as_str());
         let islot = *self
             .incident_slots
             .get(id)

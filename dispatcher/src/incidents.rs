@@ -9,7 +9,28 @@
 //! is entered only by assigning units (see `Dispatcher::dispatch`).
 
 use crate::Millis;
+use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
+
+/// Longest accepted incident type, in bytes.
+pub const MAX_KIND_LEN: usize = 64;
+/// Longest accepted free text (description, note), in bytes.
+pub const MAX_TEXT_LEN: usize = 4096;
+/// The priority of an incident created without one.
+pub const DEFAULT_PRIORITY: u32 = 3;
+/// At most this many units are sent in one dispatch.
+pub const MAX_DISPATCH_UNITS: usize = 1000;
+
+fn check_text(field: &str, text: &str) -> Result<(), Error> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("{} bytes", text.len()),
+            format!("must be at most {MAX_TEXT_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IncidentStatus {
@@ -101,7 +122,7 @@ impl Incident {
 }
 
 /// What a caller supplies to open an incident.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewIncident {
     pub kind: String,
     /// 1..=5; `None` means 3.
@@ -109,6 +130,93 @@ pub struct NewIncident {
     pub location: LonLat,
     pub source: IncidentSource,
     pub description: String,
+}
+
+impl NewIncident {
+    /// The checks that need no state: type, priority, location and
+    /// description. The service runs this at the edge before logging the
+    /// command; the core runs it again, so the rules live here only.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.kind.is_empty() || self.kind.len() > MAX_KIND_LEN {
+            return Err(Error::invalid(
+                "type",
+                format!("{:?}", self.kind),
+                format!("must be 1..={MAX_KIND_LEN} bytes"),
+            ));
+        }
+        let priority = self.priority_or_default();
+        if !(1..=5).contains(&priority) {
+            return Err(Error::invalid(
+                "priority",
+                priority,
+                "must be 1 (most urgent) ..= 5",
+            ));
+        }
+        self.location.validated("location")?;
+        check_text("description", &self.description)
+    }
+
+    /// The priority, or [`DEFAULT_PRIORITY`] when none was given.
+    pub fn priority_or_default(&self) -> u32 {
+        self.priority.unwrap_or(DEFAULT_PRIORITY)
+    }
+}
+
+/// A request to send units to an incident, all or none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DispatchRequest {
+    pub incident_id: String,
+    /// Distinct unit ids, at least one, at most [`MAX_DISPATCH_UNITS`].
+    pub unit_ids: Vec<String>,
+    /// Free text for the units' orders, e.g. what to look for.
+    pub note: String,
+}
+
+impl DispatchRequest {
+    /// The checks that need no state: ids well-formed, at least one unit,
+    /// none listed twice, the note's length. Whether the incident and units
+    /// exist and are free is the core's to check.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_id("incident_id", &self.incident_id)?;
+        if self.unit_ids.is_empty() {
+            return Err(Error::invalid("unit_ids", "[]", "name at least one unit"));
+        }
+        if self.unit_ids.len() > MAX_DISPATCH_UNITS {
+            return Err(Error::invalid(
+                "unit_ids",
+                format!("{} units", self.unit_ids.len()),
+                format!("name at most {MAX_DISPATCH_UNITS} units"),
+            ));
+        }
+        for (i, id) in self.unit_ids.iter().enumerate() {
+            let field = format!("unit_ids[{i}]");
+            validate_id(&field, id)?;
+            if self.unit_ids[..i].contains(id) {
+                return Err(Error::invalid(&field, id, "is listed twice"));
+            }
+        }
+        check_text("note", &self.note)
+    }
+}
+
+/// A request to move an incident through its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentUpdate {
+    /// The incident's id.
+    pub id: String,
+    /// The status to move to; the current one is a no-op.
+    pub status: IncidentStatus,
+    /// Free text for the audit trail, e.g. how it was resolved.
+    pub note: String,
+}
+
+impl IncidentUpdate {
+    /// The checks that need no state: the id and the note's length. Whether
+    /// the transition is legal is the core's to check.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_id("id", &self.id)?;
+        check_text("note", &self.note)
+    }
 }
 
 /// An order for one unit to go to an incident.
@@ -130,6 +238,76 @@ pub struct Order {
 #[cfg(test)]
 mod tests {
     use super::IncidentStatus::*;
+    use super::*;
+
+    fn field(result: Result<(), Error>) -> String {
+        match result {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn new_incident() -> NewIncident {
+        NewIncident {
+            kind: "theft".into(),
+            priority: None,
+            location: LonLat::new(24.94, 60.17),
+            source: IncidentSource::Call,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn incident_commands_are_checked_without_state() {
+        assert!(new_incident().validate().is_ok());
+        assert_eq!(new_incident().priority_or_default(), 3);
+        let bad = |f: fn(&mut NewIncident)| {
+            let mut n = new_incident();
+            f(&mut n);
+            field(n.validate())
+        };
+        assert_eq!(bad(|n| n.kind.clear()), "type");
+        assert_eq!(bad(|n| n.priority = Some(6)), "priority");
+        assert_eq!(bad(|n| n.priority = Some(0)), "priority");
+        assert_eq!(bad(|n| n.location.lat = 91.0), "location");
+        assert_eq!(bad(|n| n.description = "d".repeat(4097)), "description");
+
+        let send = |ids: &[&str]| DispatchRequest {
+            incident_id: "inc-1".into(),
+            unit_ids: ids.iter().map(|s| s.to_string()).collect(),
+            note: String::new(),
+        };
+        assert!(send(&["u1", "u2"]).validate().is_ok());
+        assert_eq!(field(send(&[]).validate()), "unit_ids");
+        assert_eq!(field(send(&["u1", "u2", "u1"]).validate()), "unit_ids[2]");
+        assert_eq!(field(send(&["u1", ""]).validate()), "unit_ids[1]");
+        let many: Vec<String> = (0..=MAX_DISPATCH_UNITS).map(|i| format!("u{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(field(send(&many).validate()), "unit_ids");
+        let mut long_note = send(&["u1"]);
+        long_note.note = "n".repeat(4097);
+        assert_eq!(field(long_note.validate()), "note");
+        let mut no_incident = send(&["u1"]);
+        no_incident.incident_id.clear();
+        assert_eq!(field(no_incident.validate()), "incident_id");
+
+        let update = IncidentUpdate {
+            id: "inc-1".into(),
+            status: Closed,
+            note: "done".into(),
+        };
+        assert!(update.validate().is_ok());
+        assert_eq!(
+            field(
+                IncidentUpdate {
+                    id: "a\nb".into(),
+                    ..update
+                }
+                .validate()
+            ),
+            "id"
+        );
+    }
 
     #[test]
     fn lifecycle_rejects_illegal_moves() {

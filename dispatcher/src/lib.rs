@@ -42,7 +42,8 @@ pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, Target};
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat};
 pub use crate::incidents::{
-    AuditEntry, Incident, IncidentSource, IncidentStatus, NewIncident, Order,
+    AuditEntry, DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate,
+    NewIncident, Order,
 };
 pub use crate::recommend::{
     ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,

@@ -4,6 +4,22 @@ use patrol_dispatcher::*;
 
 const NOW: Millis = 1_700_000_000_000;
 
+fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
+    DispatchRequest {
+        incident_id: incident_id.into(),
+        unit_ids: unit_ids.iter().map(|u| u.to_string()).collect(),
+        note: note.into(),
+    }
+}
+
+fn to(id: &str, status: IncidentStatus, note: &str) -> IncidentUpdate {
+    IncidentUpdate {
+        id: id.into(),
+        status,
+        note: note.into(),
+    }
+}
+
 fn city() -> Dispatcher {
     let mut d = Dispatcher::new(DispatcherConfig::default());
     for (i, (lon, lat)) in [(24.940, 60.170), (24.945, 60.171), (24.960, 60.175)]
@@ -67,7 +83,7 @@ fn dispatch_assigns_and_a_busy_unit_is_refused() {
         )
         .unwrap();
     assert_eq!(rec.units[0].unit.profile.id, "u0");
-    let (inc2, orders) = d.dispatch(&inc.id, &["u0".into()], "go", NOW).unwrap();
+    let (inc2, orders) = d.dispatch(&send(&inc.id, &["u0"], "go"), NOW).unwrap();
     assert_eq!(inc2.status, IncidentStatus::Dispatched);
     assert_eq!(orders[0].unit_id, "u0");
     assert_eq!(d.current_order("u0").unwrap().unwrap().id, orders[0].id);
@@ -87,23 +103,23 @@ fn dispatch_assigns_and_a_busy_unit_is_refused() {
     assert_eq!(rec.excluded[0].reason, ExclusionReason::Assigned);
     // dispatching it again, to another incident, is refused
     let other = incident(&mut d);
-    let err = d.dispatch(&other.id, &["u0".into()], "", NOW).unwrap_err();
+    let err = d.dispatch(&send(&other.id, &["u0"], ""), NOW).unwrap_err();
     assert!(
         matches!(err, Error::FailedPrecondition(ref m) if m.contains("u0")),
         "{err}"
     );
     // all or none: u1 was not assigned by the refused call
     let err = d
-        .dispatch(&other.id, &["u1".into(), "u0".into()], "", NOW)
+        .dispatch(&send(&other.id, &["u1", "u0"], ""), NOW)
         .unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition(_)));
     assert_eq!(d.unit("u1", NOW).unwrap().status, UnitStatus::Available);
     assert!(matches!(
-        d.dispatch(&other.id, &["ghost".into()], "", NOW),
+        d.dispatch(&send(&other.id, &["ghost"], ""), NOW),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        d.dispatch("inc-999", &["u1".into()], "", NOW),
+        d.dispatch(&send("inc-999", &["u1"], ""), NOW),
         Err(Error::NotFound { .. })
     ));
 }
@@ -113,14 +129,13 @@ fn lifecycle_and_closing_frees_units() {
     let mut d = city();
     let inc = incident(&mut d);
     let err = d
-        .update_incident(&inc.id, IncidentStatus::OnScene, "", NOW)
+        .update_incident(&to(&inc.id, IncidentStatus::OnScene, ""), NOW)
         .unwrap_err();
     assert!(
         matches!(err, Error::FailedPrecondition(ref m) if m.contains("new") && m.contains("on_scene")),
         "{err}"
     );
-    d.dispatch(&inc.id, &["u0".into(), "u1".into()], "", NOW)
-        .unwrap();
+    d.dispatch(&send(&inc.id, &["u0", "u1"], ""), NOW).unwrap();
     d.update_unit_status("u0", UnitStatus::EnRoute, NOW)
         .unwrap();
     d.update_unit_status("u0", UnitStatus::OnScene, NOW)
@@ -133,20 +148,23 @@ fn lifecycle_and_closing_frees_units() {
         d.incident(&inc.id).unwrap().unit_ids,
         vec!["u0".to_string()]
     );
-    d.update_incident(&inc.id, IncidentStatus::Resolved, "suspect detained", NOW)
-        .unwrap();
+    d.update_incident(
+        &to(&inc.id, IncidentStatus::Resolved, "suspect detained"),
+        NOW,
+    )
+    .unwrap();
     assert_eq!(d.unit("u0", NOW).unwrap().status, UnitStatus::OnScene);
     let closed = d
-        .update_incident(&inc.id, IncidentStatus::Closed, "", NOW)
+        .update_incident(&to(&inc.id, IncidentStatus::Closed, ""), NOW)
         .unwrap();
     assert!(closed.unit_ids.is_empty());
     assert_eq!(d.unit("u0", NOW).unwrap().status, UnitStatus::Available);
     assert_eq!(d.unit("u0", NOW).unwrap().incident_id, None);
     assert!(
-        d.update_incident(&inc.id, IncidentStatus::OnScene, "", NOW)
+        d.update_incident(&to(&inc.id, IncidentStatus::OnScene, ""), NOW)
             .is_err()
     );
-    assert!(d.dispatch(&inc.id, &["u2".into()], "", NOW).is_err());
+    assert!(d.dispatch(&send(&inc.id, &["u2"], ""), NOW).is_err());
     let actions: Vec<_> = closed.audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -183,7 +201,7 @@ fn unit_status_rules() {
     ));
     d.update_unit_status("u0", UnitStatus::Busy, NOW).unwrap();
     let inc = incident(&mut d);
-    let err = d.dispatch(&inc.id, &["u0".into()], "", NOW).unwrap_err();
+    let err = d.dispatch(&send(&inc.id, &["u0"], ""), NOW).unwrap_err();
     assert!(err.to_string().contains("busy"), "{err}");
 }
 
@@ -255,7 +273,7 @@ fn camera_alerts_open_and_join_incidents() {
 fn events_are_left_in_order() {
     let mut d = city();
     let inc = incident(&mut d);
-    d.dispatch(&inc.id, &["u2".into()], "", NOW).unwrap();
+    d.dispatch(&send(&inc.id, &["u2"], ""), NOW).unwrap();
     let kinds: Vec<&str> = d
         .take_events()
         .iter()
@@ -270,4 +288,85 @@ fn events_are_left_in_order() {
         .collect();
     assert_eq!(kinds, ["incident", "unit", "order", "incident"]);
     assert!(!d.has_events());
+}
+
+#[test]
+fn a_refused_alert_changes_nothing() {
+    // A configured rule names an incident type the core refuses: the alert is
+    // refused before it takes an id or records anything.
+    let mut config = DispatcherConfig::default();
+    config.alerts.rules[0].incident_kind = String::new();
+    let mut d = Dispatcher::new(config);
+    d.register_camera(Camera {
+        id: "cam-1".into(),
+        name: String::new(),
+        at: LonLat::new(24.95, 60.167),
+        mount_height_m: 6.0,
+        heading_deg: 0.0,
+        fov_deg: 60.0,
+        range_m: 80.0,
+        ptz: false,
+    })
+    .unwrap();
+    d.take_events();
+    let alert = |label: &str| NewAlert {
+        camera_id: "cam-1".into(),
+        time: None,
+        label: label.into(),
+        confidence: 0.9,
+        snapshot_uri: String::new(),
+    };
+    let err = d.post_alert(alert(&d.config().alerts.rules[0].label.clone()), NOW);
+    assert!(
+        matches!(err, Err(Error::Invalid { ref field, .. }) if field == "type"),
+        "{err:?}"
+    );
+    assert!(!d.has_events());
+    let ok = d.post_alert(alert("loitering"), NOW).unwrap();
+    assert_eq!(ok.alert.id, "alert-1", "the refused alert took no id");
+}
+
+#[test]
+fn commands_round_trip_through_json() {
+    // The service logs validated commands as JSON: each must come back equal.
+    fn round_trip<T>(value: &T)
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let json = serde_json::to_string(value).unwrap();
+        assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value, "{json}");
+    }
+    round_trip(&UnitProfile {
+        id: "u1".into(),
+        call_sign: "P-1".into(),
+        kind: UnitKind::EBike,
+        capabilities: vec!["medic".into()],
+    });
+    round_trip(&UnitStatus::EnRoute);
+    round_trip(&NewAlert {
+        camera_id: "cam-1".into(),
+        time: Some(NOW),
+        label: "fight".into(),
+        confidence: 0.7,
+        snapshot_uri: "https://nvr.local/1.jpg".into(),
+    });
+    round_trip(&NewIncident {
+        kind: "theft".into(),
+        priority: None,
+        location: LonLat::new(24.941, 60.1705),
+        source: IncidentSource::CameraAlert,
+        description: "bike".into(),
+    });
+    round_trip(&send("inc-1", &["u1", "u2"], "north"));
+    round_trip(&to("inc-1", IncidentStatus::Resolved, "ok"));
+    round_trip(&Camera {
+        id: "cam-1".into(),
+        name: "Market".into(),
+        at: LonLat::new(24.95, 60.167),
+        mount_height_m: 6.0,
+        heading_deg: 10.0,
+        fov_deg: 60.0,
+        range_m: 80.0,
+        ptz: true,
+    });
 }

@@ -6,6 +6,22 @@ use patrol_dispatcher::*;
 
 const NOW: Millis = 1_700_000_000_000;
 
+fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
+    DispatchRequest {
+        incident_id: incident_id.into(),
+        unit_ids: unit_ids.iter().map(|u| u.to_string()).collect(),
+        note: note.into(),
+    }
+}
+
+fn to(id: &str, status: IncidentStatus, note: &str) -> IncidentUpdate {
+    IncidentUpdate {
+        id: id.into(),
+        status,
+        note: note.into(),
+    }
+}
+
 fn ping(d: &mut Dispatcher, id: &str, lon: f64, lat: f64, time: Millis) {
     d.apply_ping(
         &Ping {
@@ -84,7 +100,7 @@ fn busy_city() -> Dispatcher {
             NOW,
         )
         .unwrap();
-    d.dispatch(&inc.id, &["u1".into(), "u2".into()], "go", NOW)
+    d.dispatch(&send(&inc.id, &["u1", "u2"], "go"), NOW)
         .unwrap();
     d.update_unit_status("u2", UnitStatus::EnRoute, NOW)
         .unwrap();
@@ -101,7 +117,7 @@ fn carry_on(d: &mut Dispatcher) -> Vec<Event> {
     d.sweep_offline(later);
     let incidents = d.list_incidents(&[IncidentStatus::Dispatched], 10);
     let inc = incidents[0].id.clone();
-    d.update_incident(&inc, IncidentStatus::Closed, "done", later)
+    d.update_incident(&to(&inc, IncidentStatus::Closed, "done"), later)
         .unwrap();
     let fresh = d
         .create_incident(
@@ -115,7 +131,7 @@ fn carry_on(d: &mut Dispatcher) -> Vec<Event> {
             later,
         )
         .unwrap();
-    d.dispatch(&fresh.id, &["u3".into()], "", later).unwrap();
+    d.dispatch(&send(&fresh.id, &["u3"], ""), later).unwrap();
     d.post_alert(
         NewAlert {
             camera_id: "cam-1".into(),

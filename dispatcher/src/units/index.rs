@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::Millis;
-use crate::error::{Error, validate_id};
+use crate::error::Error;
 use crate::geometry::{LonLat, chord_m};
 use crate::grid::{CellGrid, Member, NO_CELL};
 
@@ -245,17 +245,7 @@ impl UnitIndex {
     /// is found, not stored again, and the call sign keeps its span when
     /// unchanged or when the new one fits (see the name arena in `store`).
     pub fn register(&mut self, profile: UnitProfile, now: Millis) -> Result<(Unit, bool), Error> {
-        validate_id("id", &profile.id)?;
-        if profile.call_sign.len() > 64 {
-            return Err(Error::invalid(
-                "call_sign",
-                format!("{:?}", profile.call_sign),
-                "must be at most 64 bytes",
-            ));
-        }
-        for cap in &profile.capabilities {
-            validate_id("capabilities", cap)?;
-        }
+        profile.validate()?;
         self.check_capability_room(&profile.capabilities)?;
         let existing = self.ids.find(&profile.id);
         if existing.is_none() {
@@ -385,27 +375,7 @@ impl UnitIndex {
         ping: &Ping<'_>,
         now: Millis,
     ) -> Result<(PingOutcome, u32), PingRejection> {
-        if ping.unit_id.is_empty() {
-            return Err(PingRejection::MissingUnitId);
-        }
-        if !ping.at.is_valid() {
-            return Err(PingRejection::InvalidCoordinates {
-                lon: ping.at.lon,
-                lat: ping.at.lat,
-            });
-        }
-        if ping.time <= 0 {
-            return Err(PingRejection::MissingFixTime { time: ping.time });
-        }
-        if ping.time > now.saturating_add(self.config.future_tolerance_ms) {
-            return Err(PingRejection::FutureFixTime {
-                time: ping.time,
-                now,
-            });
-        }
-        check_motion("speed_mps", ping.speed_mps, 0.0, 200.0)?;
-        check_motion("heading_deg", ping.heading_deg, 0.0, 360.0)?;
-        check_motion("accuracy_m", ping.accuracy_m, 0.0, 100_000.0)?;
+        ping.check(now, self.config.future_tolerance_ms)?;
         let slot = self
             .ids
             .find(ping.unit_id)
@@ -611,20 +581,6 @@ impl UnitIndex {
                     status: self.effective(m.status, m.fix_time, now),
                 })
             })
-    }
-}
-
-fn check_motion(
-    field: &'static str,
-    value: Option<f32>,
-    min: f32,
-    max: f32,
-) -> Result<(), PingRejection> {
-    match value {
-        Some(v) if !v.is_finite() || v < min || v > max => {
-            Err(PingRejection::InvalidMotion { field, value: v })
-        }
-        _ => Ok(()),
     }
 }
 

@@ -9,7 +9,14 @@
 //!   listing and the candidate walk behind recommendations.
 
 use crate::Millis;
+use crate::error::{Error, validate_id};
 use crate::geometry::{BoundingBox, LonLat};
+
+/// Longest accepted call sign, in bytes.
+pub const MAX_CALL_SIGN_LEN: usize = 64;
+/// At most this many capability tags per unit (and per index: a unit's
+/// capabilities are a 64-bit mask over the index's tags).
+pub const MAX_CAPABILITIES: usize = 64;
 
 mod index;
 mod store;
@@ -76,6 +83,21 @@ pub enum UnitStatus {
 }
 
 impl UnitStatus {
+    /// Refuses the statuses a unit may not report itself: `Assigned` is set
+    /// only by dispatching, `Offline` only by the age of its last fix.
+    /// Stateless, so the service runs it at the edge; whether the unit's
+    /// assignment allows the status is the core's check.
+    pub fn validate_reported(self) -> Result<(), Error> {
+        match self {
+            UnitStatus::Assigned | UnitStatus::Offline => Err(Error::invalid(
+                "status",
+                self.as_str(),
+                "assigned is set by Dispatch and offline by fix age; a unit may report available, en_route, on_scene, busy or off_duty",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub const ALL: [UnitStatus; 7] = [
         UnitStatus::Available,
         UnitStatus::Assigned,
@@ -110,12 +132,40 @@ pub struct Fix {
 }
 
 /// Who a unit is, as registered.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnitProfile {
     pub id: String,
     pub call_sign: String,
     pub kind: UnitKind,
     pub capabilities: Vec<String>,
+}
+
+impl UnitProfile {
+    /// The checks that need no state: id, call sign length, each capability
+    /// tag well-formed, at most [`MAX_CAPABILITIES`] of them. The service runs
+    /// this at the edge before logging a registration; the index runs it
+    /// again. Whether the index still has room for new tags is its own check.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_id("id", &self.id)?;
+        if self.call_sign.len() > MAX_CALL_SIGN_LEN {
+            return Err(Error::invalid(
+                "call_sign",
+                format!("{:?}", self.call_sign),
+                format!("must be at most {MAX_CALL_SIGN_LEN} bytes"),
+            ));
+        }
+        if self.capabilities.len() > MAX_CAPABILITIES {
+            return Err(Error::invalid(
+                "capabilities",
+                format!("{} tags", self.capabilities.len()),
+                format!("must be at most {MAX_CAPABILITIES} tags"),
+            ));
+        }
+        for cap in &self.capabilities {
+            validate_id("capabilities", cap)?;
+        }
+        Ok(())
+    }
 }
 
 /// A unit as callers see it: profile, effective status, fix and assignment.
@@ -136,6 +186,51 @@ pub struct Ping<'a> {
     pub speed_mps: Option<f32>,
     pub heading_deg: Option<f32>,
     pub accuracy_m: Option<f32>,
+}
+
+impl Ping<'_> {
+    /// The checks that need no state: an id, coordinates in range, a positive
+    /// fix time at most `future_tolerance_ms` after `now` (Unix ms), finite
+    /// speed (0..=200 m/s), heading (0..=360 degrees) and accuracy
+    /// (0..=100 km, metres). Whether the unit exists and the fix is newer
+    /// than the one held is the index's check.
+    pub fn check(&self, now: Millis, future_tolerance_ms: Millis) -> Result<(), PingRejection> {
+        if self.unit_id.is_empty() {
+            return Err(PingRejection::MissingUnitId);
+        }
+        if !self.at.is_valid() {
+            return Err(PingRejection::InvalidCoordinates {
+                lon: self.at.lon,
+                lat: self.at.lat,
+            });
+        }
+        if self.time <= 0 {
+            return Err(PingRejection::MissingFixTime { time: self.time });
+        }
+        if self.time > now.saturating_add(future_tolerance_ms) {
+            return Err(PingRejection::FutureFixTime {
+                time: self.time,
+                now,
+            });
+        }
+        check_motion("speed_mps", self.speed_mps, 0.0, 200.0)?;
+        check_motion("heading_deg", self.heading_deg, 0.0, 360.0)?;
+        check_motion("accuracy_m", self.accuracy_m, 0.0, 100_000.0)
+    }
+}
+
+fn check_motion(
+    field: &'static str,
+    value: Option<f32>,
+    min: f32,
+    max: f32,
+) -> Result<(), PingRejection> {
+    match value {
+        Some(v) if !v.is_finite() || v < min || v > max => {
+            Err(PingRejection::InvalidMotion { field, value: v })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What an accepted ping did.
@@ -213,4 +308,93 @@ pub struct UnitFilter {
     pub statuses: Vec<UnitStatus>,
     pub kinds: Vec<UnitKind>,
     pub bbox: Option<BoundingBox>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_and_reported_statuses_are_checked_without_state() {
+        let profile = UnitProfile {
+            id: "u1".into(),
+            call_sign: "P-1".into(),
+            kind: UnitKind::Car,
+            capabilities: vec!["k9".into()],
+        };
+        assert!(profile.validate().is_ok());
+        let field = |p: UnitProfile| match p.validate() {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(UnitProfile {
+                id: String::new(),
+                ..profile.clone()
+            }),
+            "id"
+        );
+        assert_eq!(
+            field(UnitProfile {
+                call_sign: "c".repeat(65),
+                ..profile.clone()
+            }),
+            "call_sign"
+        );
+        assert_eq!(
+            field(UnitProfile {
+                capabilities: vec!["".into()],
+                ..profile.clone()
+            }),
+            "capabilities"
+        );
+        assert_eq!(
+            field(UnitProfile {
+                capabilities: (0..65).map(|i| format!("c{i}")).collect(),
+                ..profile
+            }),
+            "capabilities"
+        );
+        for status in UnitStatus::ALL {
+            let allowed = !matches!(status, UnitStatus::Assigned | UnitStatus::Offline);
+            assert_eq!(status.validate_reported().is_ok(), allowed, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn ping_checks_need_no_index() {
+        let ping = Ping {
+            unit_id: "u1",
+            time: 1_000,
+            at: LonLat::new(24.9, 60.1),
+            speed_mps: Some(3.0),
+            heading_deg: Some(359.0),
+            accuracy_m: None,
+        };
+        assert_eq!(ping.check(1_000, 0), Ok(()));
+        assert_eq!(
+            Ping {
+                time: 1_001,
+                ..ping
+            }
+            .check(1_000, 0),
+            Err(PingRejection::FutureFixTime {
+                time: 1_001,
+                now: 1_000
+            })
+        );
+        assert!(matches!(
+            Ping {
+                heading_deg: Some(361.0),
+                ..ping
+            }
+            .check(1_000, 0),
+            Err(PingRejection::InvalidMotion {
+                field: "heading_deg",
+                ..
+            })
+        ));
+        // saturating: a huge tolerance does not overflow
+        assert_eq!(ping.check(Millis::MAX, Millis::MAX), Ok(()));
+    }
 }
