@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::Millis;
+use crate::actor::Actor;
 use crate::alerts::{
     Alert, AlertDisposition, AlertJoins, AlertOutcome, AlertPolicy, NewAlert, incident_description,
     joined_detail,
@@ -182,9 +183,11 @@ impl Dispatcher {
         &mut self,
         id: &str,
         status: UnitStatus,
+        actor: &Actor,
         now: Millis,
     ) -> Result<Unit, Error> {
         validate_id("unit_id", id)?;
+        actor.validate()?;
         status.validate_reported()?;
         let slot = self.units.slot(id)?;
         let incident_id = self.units.record(slot).incident_id.clone();
@@ -205,6 +208,7 @@ impl Dispatcher {
                 self.unassign(
                     slot,
                     incident,
+                    actor,
                     now,
                     "unit_cleared",
                     format!("unit {id} cleared"),
@@ -215,7 +219,7 @@ impl Dispatcher {
                 let inc = &mut self.incidents[islot];
                 if inc.status == IncidentStatus::Dispatched {
                     inc.status = IncidentStatus::OnScene;
-                    inc.record(now, "status", format!("on_scene: unit {id} arrived"));
+                    inc.record(now, actor, "status", format!("on_scene: unit {id} arrived"));
                     self.outbox.push(Event::Incident(inc.clone()));
                 }
             }
@@ -232,6 +236,7 @@ impl Dispatcher {
         &mut self,
         slot: u32,
         incident_id: &str,
+        actor: &Actor,
         now: Millis,
         action: &'static str,
         detail: String,
@@ -246,7 +251,7 @@ impl Dispatcher {
         if let Some(&islot) = self.incident_slots.get(incident_id) {
             let inc = &mut self.incidents[islot];
             inc.unit_ids.retain(|u| *u != unit_id);
-            inc.record(now, action, detail);
+            inc.record(now, actor, action, detail);
             self.outbox.push(Event::Incident(inc.clone()));
         }
     }
@@ -271,8 +276,14 @@ impl Dispatcher {
 
     /// Records an alert; by the alert policy it may open an incident at the
     /// camera or join the open one the same camera raised for the same label.
-    pub fn post_alert(&mut self, new: NewAlert, now: Millis) -> Result<AlertOutcome, Error> {
+    pub fn post_alert(
+        &mut self,
+        new: NewAlert,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<AlertOutcome, Error> {
         new.validate(now, self.config.units.future_tolerance_ms)?;
+        actor.validate()?;
         let time = new.time_at(now);
         let camera = self.camera(&new.camera_id)?.clone();
         let incidents = (&self.incidents, &self.incident_slots);
@@ -322,11 +333,11 @@ impl Dispatcher {
                 let islot = self.incident_slots[&incident_id];
                 let inc = &mut self.incidents[islot];
                 inc.alert_ids.push(alert.id.clone());
-                inc.record(now, "alert_joined", joined_detail(&alert));
+                inc.record(now, actor, "alert_joined", joined_detail(&alert));
                 Some(islot)
             }
             (_, Some(new_incident)) => {
-                let inc = self.open_incident(new_incident, now)?;
+                let inc = self.open_incident(new_incident, actor, now)?;
                 let islot = self.incident_slots[&inc];
                 let inc = &mut self.incidents[islot];
                 inc.camera_ids.push(camera.id.clone());
@@ -351,7 +362,12 @@ impl Dispatcher {
 
     // ----- incidents -------------------------------------------------------
 
-    fn open_incident(&mut self, new: NewIncident, now: Millis) -> Result<String, Error> {
+    fn open_incident(
+        &mut self,
+        new: NewIncident,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<String, Error> {
         new.validate()?;
         let priority = new.priority_or_default();
         let location = new.location;
@@ -374,6 +390,7 @@ impl Dispatcher {
         };
         incident.record(
             now,
+            actor,
             "created",
             format!(
                 "{} p{} at ({:.6}, {:.6})",
@@ -385,8 +402,14 @@ impl Dispatcher {
         Ok(id)
     }
 
-    pub fn create_incident(&mut self, new: NewIncident, now: Millis) -> Result<Incident, Error> {
-        let id = self.open_incident(new, now)?;
+    pub fn create_incident(
+        &mut self,
+        new: NewIncident,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<Incident, Error> {
+        actor.validate()?;
+        let id = self.open_incident(new, actor, now)?;
         let incident = self.incidents[self.incident_slots[&id]].clone();
         self.outbox.push(Event::Incident(incident.clone()));
         Ok(incident)
@@ -471,9 +494,11 @@ impl Dispatcher {
     pub fn dispatch(
         &mut self,
         request: &DispatchRequest,
+        actor: &Actor,
         now: Millis,
     ) -> Result<(Incident, Vec<Order>), Error> {
         request.validate()?;
+        actor.validate()?;
         let DispatchRequest {
             incident_id,
             unit_ids,
@@ -538,7 +563,12 @@ impl Dispatcher {
             self.next_order += 1;
             self.units.record_mut(slot).order = Some(Box::new(order.clone()));
             inc.unit_ids.push(unit_id.clone());
-            inc.record(now, "dispatched", format!("unit {unit_id} ({})", order.id));
+            inc.record(
+                now,
+                actor,
+                "dispatched",
+                format!("unit {unit_id} ({})", order.id),
+            );
             if inc.status == IncidentStatus::New {
                 inc.status = IncidentStatus::Dispatched;
             }
@@ -555,9 +585,11 @@ impl Dispatcher {
     pub fn update_incident(
         &mut self,
         update: &IncidentUpdate,
+        actor: &Actor,
         now: Millis,
     ) -> Result<Incident, Error> {
         update.validate()?;
+        actor.validate()?;
         let (id, to, note) = (update.id.as_str(), update.status, update.note.as_str());
         let islot = *self
             .incident_slots
@@ -580,6 +612,7 @@ impl Dispatcher {
                     self.unassign(
                         slot,
                         id,
+                        actor,
                         now,
                         "unit_released",
                         format!("unit {unit_id} released on close"),
@@ -598,7 +631,7 @@ impl Dispatcher {
         } else {
             format!("{}: {note}", to.as_str())
         };
-        inc.record(now, "status", detail);
+        inc.record(now, actor, "status", detail);
         let incident = inc.clone();
         self.outbox.push(Event::Incident(incident.clone()));
         Ok(incident)

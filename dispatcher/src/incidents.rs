@@ -9,6 +9,7 @@
 //! is entered only by assigning units (see `Dispatcher::dispatch`).
 
 use crate::Millis;
+use crate::actor::Actor;
 use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
 
@@ -89,6 +90,10 @@ pub struct AuditEntry {
     pub time: Millis,
     pub action: String,
     pub detail: String,
+    /// Who did it. Entries written before actors were recorded load with
+    /// the default (unknown) actor.
+    #[serde(default)]
+    pub actor: Actor,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -111,12 +116,19 @@ pub struct Incident {
 }
 
 impl Incident {
-    pub(crate) fn record(&mut self, time: Millis, action: &'static str, detail: String) {
+    pub(crate) fn record(
+        &mut self,
+        time: Millis,
+        actor: &Actor,
+        action: &'static str,
+        detail: String,
+    ) {
         self.updated = time;
         self.audit.push(AuditEntry {
             time,
             action: action.to_string(),
             detail,
+            actor: actor.clone(),
         });
     }
 }

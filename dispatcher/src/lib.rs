@@ -4,6 +4,7 @@
 //! without a socket or a sleep.
 //!
 //! # Layout
+//! - [`actor`]: [`Actor`], who sent a command; every audit entry names one.
 //! - [`geometry`]: `LonLat` (x = longitude, y = latitude, degrees), great-circle
 //!   metres, the 3-D sphere vectors the R-tree indexes.
 //! - [`units`]: the unit vocabulary (kinds, statuses, fixes, pings, profiles)
@@ -22,6 +23,7 @@
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
+pub mod actor;
 pub mod alerts;
 pub mod cameras;
 pub mod core;
@@ -36,6 +38,7 @@ pub mod units;
 /// Unix epoch milliseconds.
 pub type Millis = i64;
 
+pub use crate::actor::Actor;
 pub use crate::alerts::{Alert, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
 pub use crate::cameras::{Camera, CameraIndex};
 pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, Target};

@@ -4,6 +4,13 @@ use patrol_dispatcher::*;
 
 const NOW: Millis = 1_700_000_000_000;
 
+/// The operator every test command comes from, unless it says otherwise.
+fn op() -> Actor {
+    Actor::new("alice", "operator")
+        .with_peer("10.0.0.5:4431")
+        .with_node("node-a")
+}
+
 fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
     DispatchRequest {
         incident_id: incident_id.into(),
@@ -63,6 +70,7 @@ fn incident(d: &mut Dispatcher) -> Incident {
             source: IncidentSource::Call,
             description: String::new(),
         },
+        &op(),
         NOW,
     )
     .unwrap()
@@ -83,7 +91,9 @@ fn dispatch_assigns_and_a_busy_unit_is_refused() {
         )
         .unwrap();
     assert_eq!(rec.units[0].unit.profile.id, "u0");
-    let (inc2, orders) = d.dispatch(&send(&inc.id, &["u0"], "go"), NOW).unwrap();
+    let (inc2, orders) = d
+        .dispatch(&send(&inc.id, &["u0"], "go"), &op(), NOW)
+        .unwrap();
     assert_eq!(inc2.status, IncidentStatus::Dispatched);
     assert_eq!(orders[0].unit_id, "u0");
     assert_eq!(d.current_order("u0").unwrap().unwrap().id, orders[0].id);
@@ -103,23 +113,25 @@ fn dispatch_assigns_and_a_busy_unit_is_refused() {
     assert_eq!(rec.excluded[0].reason, ExclusionReason::Assigned);
     // dispatching it again, to another incident, is refused
     let other = incident(&mut d);
-    let err = d.dispatch(&send(&other.id, &["u0"], ""), NOW).unwrap_err();
+    let err = d
+        .dispatch(&send(&other.id, &["u0"], ""), &op(), NOW)
+        .unwrap_err();
     assert!(
         matches!(err, Error::FailedPrecondition(ref m) if m.contains("u0")),
         "{err}"
     );
     // all or none: u1 was not assigned by the refused call
     let err = d
-        .dispatch(&send(&other.id, &["u1", "u0"], ""), NOW)
+        .dispatch(&send(&other.id, &["u1", "u0"], ""), &op(), NOW)
         .unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition(_)));
     assert_eq!(d.unit("u1", NOW).unwrap().status, UnitStatus::Available);
     assert!(matches!(
-        d.dispatch(&send(&other.id, &["ghost"], ""), NOW),
+        d.dispatch(&send(&other.id, &["ghost"], ""), &op(), NOW),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        d.dispatch(&send("inc-999", &["u1"], ""), NOW),
+        d.dispatch(&send("inc-999", &["u1"], ""), &op(), NOW),
         Err(Error::NotFound { .. })
     ));
 }
@@ -129,20 +141,22 @@ fn lifecycle_and_closing_frees_units() {
     let mut d = city();
     let inc = incident(&mut d);
     let err = d
-        .update_incident(&to(&inc.id, IncidentStatus::OnScene, ""), NOW)
+        .update_incident(&to(&inc.id, IncidentStatus::OnScene, ""), &op(), NOW)
         .unwrap_err();
     assert!(
         matches!(err, Error::FailedPrecondition(ref m) if m.contains("new") && m.contains("on_scene")),
         "{err}"
     );
-    d.dispatch(&send(&inc.id, &["u0", "u1"], ""), NOW).unwrap();
-    d.update_unit_status("u0", UnitStatus::EnRoute, NOW)
+    d.dispatch(&send(&inc.id, &["u0", "u1"], ""), &op(), NOW)
         .unwrap();
-    d.update_unit_status("u0", UnitStatus::OnScene, NOW)
+    let terminal = |unit: &str| Actor::new(unit, "terminal").with_node("node-b");
+    d.update_unit_status("u0", UnitStatus::EnRoute, &terminal("u0"), NOW)
+        .unwrap();
+    d.update_unit_status("u0", UnitStatus::OnScene, &terminal("u0"), NOW)
         .unwrap();
     assert_eq!(d.incident(&inc.id).unwrap().status, IncidentStatus::OnScene);
     // a unit clearing itself leaves the incident
-    d.update_unit_status("u1", UnitStatus::Available, NOW)
+    d.update_unit_status("u1", UnitStatus::Available, &terminal("u1"), NOW)
         .unwrap();
     assert_eq!(
         d.incident(&inc.id).unwrap().unit_ids,
@@ -150,21 +164,22 @@ fn lifecycle_and_closing_frees_units() {
     );
     d.update_incident(
         &to(&inc.id, IncidentStatus::Resolved, "suspect detained"),
+        &op(),
         NOW,
     )
     .unwrap();
     assert_eq!(d.unit("u0", NOW).unwrap().status, UnitStatus::OnScene);
     let closed = d
-        .update_incident(&to(&inc.id, IncidentStatus::Closed, ""), NOW)
+        .update_incident(&to(&inc.id, IncidentStatus::Closed, ""), &op(), NOW)
         .unwrap();
     assert!(closed.unit_ids.is_empty());
     assert_eq!(d.unit("u0", NOW).unwrap().status, UnitStatus::Available);
     assert_eq!(d.unit("u0", NOW).unwrap().incident_id, None);
     assert!(
-        d.update_incident(&to(&inc.id, IncidentStatus::OnScene, ""), NOW)
+        d.update_incident(&to(&inc.id, IncidentStatus::OnScene, ""), &op(), NOW)
             .is_err()
     );
-    assert!(d.dispatch(&send(&inc.id, &["u2"], ""), NOW).is_err());
+    assert!(d.dispatch(&send(&inc.id, &["u2"], ""), &op(), NOW).is_err());
     let actions: Vec<_> = closed.audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -179,29 +194,49 @@ fn lifecycle_and_closing_frees_units() {
             "status"
         ]
     );
+    // each entry names who did it: the operator, or the terminal that
+    // reported on scene and cleared itself
+    let actors: Vec<_> = closed.audit.iter().map(|a| a.actor.to_string()).collect();
+    let alice = "alice (operator) from 10.0.0.5:4431 via node-a";
+    assert_eq!(
+        actors,
+        [
+            alice,
+            alice,
+            alice,
+            "u0 (terminal) via node-b",
+            "u1 (terminal) via node-b",
+            alice,
+            alice,
+            alice
+        ]
+    );
 }
 
 #[test]
 fn unit_status_rules() {
     let mut d = city();
     assert!(matches!(
-        d.update_unit_status("u0", UnitStatus::EnRoute, NOW),
+        d.update_unit_status("u0", UnitStatus::EnRoute, &op(), NOW),
         Err(Error::FailedPrecondition(_))
     ));
     assert!(
-        matches!(d.update_unit_status("u0", UnitStatus::Assigned, NOW), Err(Error::Invalid { ref field, .. }) if field == "status")
+        matches!(d.update_unit_status("u0", UnitStatus::Assigned, &op(), NOW), Err(Error::Invalid { ref field, .. }) if field == "status")
     );
     assert!(matches!(
-        d.update_unit_status("u0", UnitStatus::Offline, NOW),
+        d.update_unit_status("u0", UnitStatus::Offline, &op(), NOW),
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        d.update_unit_status("nobody", UnitStatus::Busy, NOW),
+        d.update_unit_status("nobody", UnitStatus::Busy, &op(), NOW),
         Err(Error::NotFound { .. })
     ));
-    d.update_unit_status("u0", UnitStatus::Busy, NOW).unwrap();
+    d.update_unit_status("u0", UnitStatus::Busy, &op(), NOW)
+        .unwrap();
     let inc = incident(&mut d);
-    let err = d.dispatch(&send(&inc.id, &["u0"], ""), NOW).unwrap_err();
+    let err = d
+        .dispatch(&send(&inc.id, &["u0"], ""), &op(), NOW)
+        .unwrap_err();
     assert!(err.to_string().contains("busy"), "{err}");
 }
 
@@ -228,11 +263,13 @@ fn camera_alerts_open_and_join_incidents() {
         confidence,
         snapshot_uri: "https://nvr.local/snap/1.jpg".into(),
     };
-    let low = d.post_alert(alert("fight", 0.3), NOW).unwrap();
+    let low = d.post_alert(alert("fight", 0.3), &op(), NOW).unwrap();
     assert_eq!(low.alert.incident_id, None);
-    let first = d.post_alert(alert("fight", 0.9), NOW).unwrap();
+    let first = d.post_alert(alert("fight", 0.9), &op(), NOW).unwrap();
     assert!(first.incident_created);
-    let second = d.post_alert(alert("fight", 0.8), NOW + 1000).unwrap();
+    let second = d
+        .post_alert(alert("fight", 0.8), &op(), NOW + 1000)
+        .unwrap();
     assert!(!second.incident_created);
     assert_eq!(second.alert.incident_id, first.alert.incident_id);
     let inc = d
@@ -241,18 +278,20 @@ fn camera_alerts_open_and_join_incidents() {
     assert_eq!(inc.source, IncidentSource::CameraAlert);
     assert_eq!(inc.alert_ids.len(), 2);
     assert_eq!(inc.camera_ids, vec!["cam-1".to_string()]);
+    assert!(inc.audit.iter().all(|a| a.actor == op()), "{:?}", inc.audit);
     assert!(matches!(
         d.post_alert(
             NewAlert {
                 camera_id: "nope".into(),
                 ..alert("fight", 0.9)
             },
+            &op(),
             NOW
         ),
         Err(Error::NotFound { .. })
     ));
     assert!(
-        matches!(d.post_alert(alert("fight", f32::NAN), NOW), Err(Error::Invalid { ref field, .. }) if field == "confidence")
+        matches!(d.post_alert(alert("fight", f32::NAN), &op(), NOW), Err(Error::Invalid { ref field, .. }) if field == "confidence")
     );
     let bad_cam = Camera {
         id: "cam-2".into(),
@@ -273,7 +312,7 @@ fn camera_alerts_open_and_join_incidents() {
 fn events_are_left_in_order() {
     let mut d = city();
     let inc = incident(&mut d);
-    d.dispatch(&send(&inc.id, &["u2"], ""), NOW).unwrap();
+    d.dispatch(&send(&inc.id, &["u2"], ""), &op(), NOW).unwrap();
     let kinds: Vec<&str> = d
         .take_events()
         .iter()
@@ -316,13 +355,13 @@ fn a_refused_alert_changes_nothing() {
         confidence: 0.9,
         snapshot_uri: String::new(),
     };
-    let err = d.post_alert(alert(&d.config().alerts.rules[0].label.clone()), NOW);
+    let err = d.post_alert(alert(&d.config().alerts.rules[0].label.clone()), &op(), NOW);
     assert!(
         matches!(err, Err(Error::Invalid { ref field, .. }) if field == "type"),
         "{err:?}"
     );
     assert!(!d.has_events());
-    let ok = d.post_alert(alert("loitering"), NOW).unwrap();
+    let ok = d.post_alert(alert("loitering"), &op(), NOW).unwrap();
     assert_eq!(ok.alert.id, "alert-1", "the refused alert took no id");
 }
 

@@ -6,6 +6,13 @@ use patrol_dispatcher::*;
 
 const NOW: Millis = 1_700_000_000_000;
 
+/// The operator every test command comes from, unless it says otherwise.
+fn op() -> Actor {
+    Actor::new("alice", "operator")
+        .with_peer("10.0.0.5:4431")
+        .with_node("node-a")
+}
+
 fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
     DispatchRequest {
         incident_id: incident_id.into(),
@@ -64,7 +71,7 @@ fn busy_city() -> Dispatcher {
             ping(&mut d, &id, 24.93 + i as f64 * 0.002, 60.17, NOW - 1000 + i);
         }
     }
-    d.update_unit_status("u5", UnitStatus::OffDuty, NOW)
+    d.update_unit_status("u5", UnitStatus::OffDuty, &op(), NOW)
         .unwrap();
     d.register_camera(Camera {
         id: "cam-1".into(),
@@ -85,6 +92,7 @@ fn busy_city() -> Dispatcher {
             confidence: 0.9,
             snapshot_uri: String::new(),
         },
+        &op(),
         NOW,
     )
     .unwrap();
@@ -97,12 +105,13 @@ fn busy_city() -> Dispatcher {
                 source: IncidentSource::Call,
                 description: "bike".into(),
             },
+            &op(),
             NOW,
         )
         .unwrap();
-    d.dispatch(&send(&inc.id, &["u1", "u2"], "go"), NOW)
+    d.dispatch(&send(&inc.id, &["u1", "u2"], "go"), &op(), NOW)
         .unwrap();
-    d.update_unit_status("u2", UnitStatus::EnRoute, NOW)
+    d.update_unit_status("u2", UnitStatus::EnRoute, &op(), NOW)
         .unwrap();
     d.sweep_offline(NOW);
     d.take_moved();
@@ -117,7 +126,7 @@ fn carry_on(d: &mut Dispatcher) -> Vec<Event> {
     d.sweep_offline(later);
     let incidents = d.list_incidents(&[IncidentStatus::Dispatched], 10);
     let inc = incidents[0].id.clone();
-    d.update_incident(&to(&inc, IncidentStatus::Closed, "done"), later)
+    d.update_incident(&to(&inc, IncidentStatus::Closed, "done"), &op(), later)
         .unwrap();
     let fresh = d
         .create_incident(
@@ -128,10 +137,12 @@ fn carry_on(d: &mut Dispatcher) -> Vec<Event> {
                 source: IncidentSource::Operator,
                 description: String::new(),
             },
+            &op(),
             later,
         )
         .unwrap();
-    d.dispatch(&send(&fresh.id, &["u3"], ""), later).unwrap();
+    d.dispatch(&send(&fresh.id, &["u3"], ""), &op(), later)
+        .unwrap();
     d.post_alert(
         NewAlert {
             camera_id: "cam-1".into(),
@@ -140,6 +151,7 @@ fn carry_on(d: &mut Dispatcher) -> Vec<Event> {
             confidence: 0.95,
             snapshot_uri: String::new(),
         },
+        &op(),
         later,
     )
     .unwrap();
@@ -207,4 +219,17 @@ fn restore_survives_a_json_round_trip_and_refuses_gaps() {
     let err = Dispatcher::restore(DispatcherConfig::default(), gap).unwrap_err();
     assert!(err.to_string().contains("unit slot 4"), "{err}");
     let _ = CoreState::default();
+}
+
+#[test]
+fn checkpoints_from_the_older_build_still_load() {
+    // An incident record written before audit entries named their actor.
+    let old = r#"{"slot":0,"incident":{"id":"inc-1","kind":"theft","priority":2,
+        "location":{"lon":24.941,"lat":60.1705},"source":"Call","status":"New",
+        "description":"","unit_ids":[],"camera_ids":[],"alert_ids":[],
+        "created":1,"updated":1,
+        "audit":[{"time":1,"action":"created","detail":"theft p2"}]}}"#;
+    let state: patrol_dispatcher::persist::IncidentState = serde_json::from_str(old).unwrap();
+    assert_eq!(state.incident.audit[0].actor, Actor::default());
+    assert_eq!(state.incident.audit[0].actor.to_string(), "anonymous");
 }

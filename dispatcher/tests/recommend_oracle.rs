@@ -87,10 +87,12 @@ fn build(units: &[SimUnit], cell_size_m: f64) -> Dispatcher {
         }
         match u.state {
             1 => {
-                d.update_unit_status(&id, UnitStatus::Busy, NOW).unwrap();
+                d.update_unit_status(&id, UnitStatus::Busy, &Actor::default(), NOW)
+                    .unwrap();
             }
             2 => {
-                d.update_unit_status(&id, UnitStatus::OffDuty, NOW).unwrap();
+                d.update_unit_status(&id, UnitStatus::OffDuty, &Actor::default(), NOW)
+                    .unwrap();
             }
             _ => {}
         }
