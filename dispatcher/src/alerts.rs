@@ -14,6 +14,8 @@ use crate::Millis;
 use crate::cameras::Camera;
 use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
+use crate::incidents::validate_request_id;
+use crate::requests::Fingerprint;
 
 /// Longest accepted alert label, in bytes.
 pub const MAX_LABEL_LEN: usize = 64;
@@ -42,6 +44,10 @@ pub struct NewAlert {
     pub label: String,
     pub confidence: f32,
     pub snapshot_uri: String,
+    /// Caller-chosen: a retry with the same id and content returns the
+    /// first outcome instead of recording the alert twice.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 /// What happened to a posted alert.
@@ -126,7 +132,20 @@ impl NewAlert {
                 "must be a positive time, not in the future",
             ));
         }
-        Ok(())
+        validate_request_id(&self.request_id)
+    }
+
+    /// The request's content as `actor` sent it, for recognising retries.
+    /// A missing time stays missing: a retry means "now" again.
+    pub(crate) fn fingerprint(&self, actor: &crate::Actor) -> u64 {
+        Fingerprint::of("post_alert")
+            .str(&actor.identity)
+            .str(&self.camera_id)
+            .opt(self.time, Fingerprint::i64)
+            .str(&self.label)
+            .f32(self.confidence)
+            .str(&self.snapshot_uri)
+            .finish()
     }
 
     /// When the alert happened: its own time, or `now` when it has none.
@@ -286,6 +305,7 @@ mod tests {
             label: "fight".into(),
             confidence: 0.9,
             snapshot_uri: String::new(),
+            request_id: None,
         }
     }
 
@@ -345,6 +365,13 @@ mod tests {
                 ..new_alert()
             }),
             "snapshot_uri"
+        );
+        assert_eq!(
+            field(NewAlert {
+                request_id: Some(String::new()),
+                ..new_alert()
+            }),
+            "request_id"
         );
     }
 }

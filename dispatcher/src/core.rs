@@ -17,6 +17,9 @@ use crate::incidents::{
     DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate, NewIncident, Order,
 };
 use crate::recommend::{NearestUnits, Recommendation, UnitQuery, nearest_units, recommend_units};
+use crate::requests::{
+    DEFAULT_MAX_REQUESTS, DEFAULT_REQUEST_TTL_MS, RequestLog, RequestResult, different_request,
+};
 use crate::units::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig,
     UnitProfile, UnitStatus,
@@ -37,13 +40,39 @@ pub enum Event {
 }
 
 /// Everything the core can be tuned with.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DispatcherConfig {
     pub units: UnitIndexConfig,
     pub alerts: AlertPolicy,
     /// Prepended to server-assigned ids (alerts, incidents, orders), so several
     /// nodes never hand out the same id.
     pub id_prefix: String,
+    /// How long a request id is remembered for retries, in milliseconds
+    /// (by the `now` of later commands). Default ten minutes.
+    pub request_ttl_ms: Millis,
+    /// At most this many request ids are remembered; the oldest go first.
+    pub max_requests: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            units: UnitIndexConfig::default(),
+            alerts: AlertPolicy::default(),
+            id_prefix: String::new(),
+            request_ttl_ms: DEFAULT_REQUEST_TTL_MS,
+            max_requests: DEFAULT_MAX_REQUESTS,
+        }
+    }
+}
+
+/// Whether a command with a request id was seen before.
+enum Retry {
+    /// First time (or no request id): run it, then remember its result
+    /// under this (request id, fingerprint), if any.
+    Fresh(Option<(String, u64)>),
+    /// Applied before with the same content: this is what it returned.
+    Repeat(RequestResult),
 }
 
 /// A consistent picture of everything for a new command-room client.
@@ -72,6 +101,8 @@ pub struct Dispatcher {
     incident_slots: HashMap<String, usize>,
     /// Open incidents raised by a camera for a label: later alerts join them.
     alert_joins: AlertJoins,
+    /// Request ids already applied, for answering retries.
+    requests: RequestLog,
     next_alert: u64,
     next_incident: u64,
     next_order: u64,
@@ -82,15 +113,16 @@ impl Dispatcher {
     pub fn new(config: DispatcherConfig) -> Self {
         Self {
             units: UnitIndex::new(config.units),
-            config,
             cameras: CameraIndex::new(),
             incidents: Vec::new(),
             incident_slots: HashMap::new(),
             alert_joins: AlertJoins::default(),
+            requests: RequestLog::new(config.request_ttl_ms, config.max_requests),
             next_alert: 1,
             next_incident: 1,
             next_order: 1,
             outbox: Vec::new(),
+            config,
         }
     }
 
@@ -110,6 +142,45 @@ impl Dispatcher {
 
     pub fn units(&self) -> &UnitIndex {
         &self.units
+    }
+
+    // ----- retries -------------------------------------------------------
+
+    /// Forgets expired request ids, then looks this one up: a repeat of an
+    /// applied request gets its result, a reused id with other content is
+    /// refused. `fingerprint` runs only when there is a request id.
+    fn retry(
+        &mut self,
+        request_id: &Option<String>,
+        fingerprint: impl FnOnce() -> u64,
+        now: Millis,
+    ) -> Result<Retry, Error> {
+        self.requests.prune(now);
+        let Some(id) = request_id else {
+            return Ok(Retry::Fresh(None));
+        };
+        let fingerprint = fingerprint();
+        Ok(match self.requests.check(id, fingerprint, now)? {
+            Some(result) => Retry::Repeat(result.clone()),
+            None => Retry::Fresh(Some((id.clone(), fingerprint))),
+        })
+    }
+
+    /// Remembers a success under its request id, if it had one.
+    fn remember(
+        &mut self,
+        key: Option<(String, u64)>,
+        now: Millis,
+        result: impl FnOnce() -> RequestResult,
+    ) {
+        if let Some((id, fingerprint)) = key {
+            self.requests.remember(&id, fingerprint, now, result());
+        }
+    }
+
+    /// How many request ids are remembered for retries.
+    pub fn remembered_requests(&self) -> usize {
+        self.requests.len()
     }
 
     // ----- units ---------------------------------------------------------
@@ -284,6 +355,11 @@ impl Dispatcher {
     ) -> Result<AlertOutcome, Error> {
         new.validate(now, self.config.units.future_tolerance_ms)?;
         actor.validate()?;
+        let key = match self.retry(&new.request_id, || new.fingerprint(actor), now)? {
+            Retry::Repeat(RequestResult::Alert(outcome)) => return Ok(outcome),
+            Retry::Repeat(_) => return Err(different_request(&request_id_of(&new.request_id))),
+            Retry::Fresh(key) => key,
+        };
         let time = new.time_at(now);
         let camera = self.camera(&new.camera_id)?.clone();
         let incidents = (&self.incidents, &self.incident_slots);
@@ -309,6 +385,7 @@ impl Dispatcher {
                     location: camera.at,
                     source: IncidentSource::CameraAlert,
                     description: incident_description(&new.label, new.confidence, &camera),
+                    request_id: None,
                 };
                 new_incident.validate()?;
                 Some(new_incident)
@@ -354,10 +431,12 @@ impl Dispatcher {
             self.outbox
                 .push(Event::Incident(self.incidents[islot].clone()));
         }
-        Ok(AlertOutcome {
+        let outcome = AlertOutcome {
             alert,
             incident_created,
-        })
+        };
+        self.remember(key, now, || RequestResult::Alert(outcome.clone()));
+        Ok(outcome)
     }
 
     // ----- incidents -------------------------------------------------------
@@ -408,10 +487,19 @@ impl Dispatcher {
         actor: &Actor,
         now: Millis,
     ) -> Result<Incident, Error> {
+        new.validate()?;
         actor.validate()?;
+        let key = match self.retry(&new.request_id, || new.fingerprint(actor), now)? {
+            Retry::Repeat(RequestResult::Incident { incident_id }) => {
+                return self.incident(&incident_id).cloned();
+            }
+            Retry::Repeat(_) => return Err(different_request(&request_id_of(&new.request_id))),
+            Retry::Fresh(key) => key,
+        };
         let id = self.open_incident(new, actor, now)?;
         let incident = self.incidents[self.incident_slots[&id]].clone();
         self.outbox.push(Event::Incident(incident.clone()));
+        self.remember(key, now, || RequestResult::Incident { incident_id: id });
         Ok(incident)
     }
 
@@ -499,10 +587,19 @@ impl Dispatcher {
     ) -> Result<(Incident, Vec<Order>), Error> {
         request.validate()?;
         actor.validate()?;
+        let key = match self.retry(&request.request_id, || request.fingerprint(actor), now)? {
+            Retry::Repeat(RequestResult::Dispatch {
+                incident_id,
+                orders,
+            }) => return Ok((self.incident(&incident_id)?.clone(), orders)),
+            Retry::Repeat(_) => return Err(different_request(&request_id_of(&request.request_id))),
+            Retry::Fresh(key) => key,
+        };
         let DispatchRequest {
             incident_id,
             unit_ids,
             note,
+            request_id: _,
         } = request;
         let incident_id = incident_id.as_str();
         let islot = *self
@@ -578,6 +675,10 @@ impl Dispatcher {
         }
         let incident = self.incidents[islot].clone();
         self.outbox.push(Event::Incident(incident.clone()));
+        self.remember(key, now, || RequestResult::Dispatch {
+            incident_id: incident.id.clone(),
+            orders: orders.clone(),
+        });
         Ok((incident, orders))
     }
 
@@ -590,13 +691,24 @@ impl Dispatcher {
     ) -> Result<Incident, Error> {
         update.validate()?;
         actor.validate()?;
+        let key = match self.retry(&update.request_id, || update.fingerprint(actor), now)? {
+            Retry::Repeat(RequestResult::Incident { incident_id }) => {
+                return self.incident(&incident_id).cloned();
+            }
+            Retry::Repeat(_) => return Err(different_request(&request_id_of(&update.request_id))),
+            Retry::Fresh(key) => key,
+        };
         let (id, to, note) = (update.id.as_str(), update.status, update.note.as_str());
         let islot = *self
             .incident_slots
             .get(id)
             .ok_or_else(|| Error::not_found("incident", id))?;
         let from = self.incidents[islot].status;
+        let remembered = || RequestResult::Incident {
+            incident_id: id.to_string(),
+        };
         if from == to {
+            self.remember(key, now, remembered);
             return Ok(self.incidents[islot].clone());
         }
         if !from.can_become(to) {
@@ -634,6 +746,7 @@ impl Dispatcher {
         inc.record(now, actor, "status", detail);
         let incident = inc.clone();
         self.outbox.push(Event::Incident(incident.clone()));
+        self.remember(key, now, remembered);
         Ok(incident)
     }
 
@@ -653,6 +766,10 @@ impl Dispatcher {
 
     pub(crate) fn alert_joins(&self) -> &AlertJoins {
         &self.alert_joins
+    }
+
+    pub(crate) fn request_log(&self) -> &RequestLog {
+        &self.requests
     }
 
     pub(crate) fn camera_index(&self) -> &CameraIndex {
@@ -685,6 +802,11 @@ impl Dispatcher {
             .collect();
         self.incidents = incidents;
         self.alert_joins = AlertJoins::from_records(meta.alert_incidents);
+        self.requests = RequestLog::from_records(
+            meta.requests,
+            self.config.request_ttl_ms,
+            self.config.max_requests,
+        );
         self.next_alert = meta.next_alert;
         self.next_incident = meta.next_incident;
         self.next_order = meta.next_order;
@@ -703,4 +825,9 @@ impl Dispatcher {
                 .collect(),
         }
     }
+}
+
+/// The request id of a command that has one (for the refusal of a reuse).
+fn request_id_of(request_id: &Option<String>) -> String {
+    request_id.clone().unwrap_or_default()
 }

@@ -12,6 +12,7 @@ use crate::Millis;
 use crate::actor::Actor;
 use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
+use crate::requests::Fingerprint;
 
 /// Longest accepted incident type, in bytes.
 pub const MAX_KIND_LEN: usize = 64;
@@ -85,6 +86,24 @@ pub enum IncidentSource {
     Operator,
 }
 
+impl IncidentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::Call => "call",
+            IncidentSource::CameraAlert => "camera_alert",
+            IncidentSource::Operator => "operator",
+        }
+    }
+}
+
+/// Checks an optional caller-chosen request id like any id.
+pub(crate) fn validate_request_id(request_id: &Option<String>) -> Result<(), Error> {
+    match request_id {
+        Some(id) => validate_id("request_id", id),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     pub time: Millis,
@@ -142,6 +161,10 @@ pub struct NewIncident {
     pub location: LonLat,
     pub source: IncidentSource,
     pub description: String,
+    /// Caller-chosen: a retry with the same id and content returns the
+    /// first result instead of opening a second incident.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl NewIncident {
@@ -165,7 +188,21 @@ impl NewIncident {
             ));
         }
         self.location.validated("location")?;
-        check_text("description", &self.description)
+        check_text("description", &self.description)?;
+        validate_request_id(&self.request_id)
+    }
+
+    /// The request's content as `actor` sent it, for recognising retries.
+    pub(crate) fn fingerprint(&self, actor: &crate::Actor) -> u64 {
+        Fingerprint::of("create_incident")
+            .str(&actor.identity)
+            .str(&self.kind)
+            .opt(self.priority, |f, p| f.u64(p.into()))
+            .f64(self.location.lon)
+            .f64(self.location.lat)
+            .str(self.source.as_str())
+            .str(&self.description)
+            .finish()
     }
 
     /// The priority, or [`DEFAULT_PRIORITY`] when none was given.
@@ -182,6 +219,10 @@ pub struct DispatchRequest {
     pub unit_ids: Vec<String>,
     /// Free text for the units' orders, e.g. what to look for.
     pub note: String,
+    /// Caller-chosen: a retry with the same id and content returns the
+    /// first result instead of being refused as busy units.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl DispatchRequest {
@@ -207,7 +248,20 @@ impl DispatchRequest {
                 return Err(Error::invalid(&field, id, "is listed twice"));
             }
         }
-        check_text("note", &self.note)
+        check_text("note", &self.note)?;
+        validate_request_id(&self.request_id)
+    }
+
+    /// The request's content as `actor` sent it, for recognising retries.
+    pub(crate) fn fingerprint(&self, actor: &crate::Actor) -> u64 {
+        let mut f = Fingerprint::of("dispatch")
+            .str(&actor.identity)
+            .str(&self.incident_id)
+            .u64(self.unit_ids.len() as u64);
+        for id in &self.unit_ids {
+            f = f.str(id);
+        }
+        f.str(&self.note).finish()
     }
 }
 
@@ -220,6 +274,10 @@ pub struct IncidentUpdate {
     pub status: IncidentStatus,
     /// Free text for the audit trail, e.g. how it was resolved.
     pub note: String,
+    /// Caller-chosen: a retry with the same id and content returns the
+    /// incident instead of being refused as an illegal transition.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl IncidentUpdate {
@@ -227,7 +285,18 @@ impl IncidentUpdate {
     /// the transition is legal is the core's to check.
     pub fn validate(&self) -> Result<(), Error> {
         validate_id("id", &self.id)?;
-        check_text("note", &self.note)
+        check_text("note", &self.note)?;
+        validate_request_id(&self.request_id)
+    }
+
+    /// The request's content as `actor` sent it, for recognising retries.
+    pub(crate) fn fingerprint(&self, actor: &crate::Actor) -> u64 {
+        Fingerprint::of("update_incident")
+            .str(&actor.identity)
+            .str(&self.id)
+            .str(self.status.as_str())
+            .str(&self.note)
+            .finish()
     }
 }
 
@@ -266,6 +335,7 @@ mod tests {
             location: LonLat::new(24.94, 60.17),
             source: IncidentSource::Call,
             description: String::new(),
+            request_id: None,
         }
     }
 
@@ -283,11 +353,13 @@ mod tests {
         assert_eq!(bad(|n| n.priority = Some(0)), "priority");
         assert_eq!(bad(|n| n.location.lat = 91.0), "location");
         assert_eq!(bad(|n| n.description = "d".repeat(4097)), "description");
+        assert_eq!(bad(|n| n.request_id = Some(String::new())), "request_id");
 
         let send = |ids: &[&str]| DispatchRequest {
             incident_id: "inc-1".into(),
             unit_ids: ids.iter().map(|s| s.to_string()).collect(),
             note: String::new(),
+            request_id: None,
         };
         assert!(send(&["u1", "u2"]).validate().is_ok());
         assert_eq!(field(send(&[]).validate()), "unit_ids");
@@ -299,6 +371,9 @@ mod tests {
         let mut long_note = send(&["u1"]);
         long_note.note = "n".repeat(4097);
         assert_eq!(field(long_note.validate()), "note");
+        let mut bad_request = send(&["u1"]);
+        bad_request.request_id = Some("x".repeat(129));
+        assert_eq!(field(bad_request.validate()), "request_id");
         let mut no_incident = send(&["u1"]);
         no_incident.incident_id.clear();
         assert_eq!(field(no_incident.validate()), "incident_id");
@@ -307,17 +382,28 @@ mod tests {
             id: "inc-1".into(),
             status: Closed,
             note: "done".into(),
+            request_id: Some("r-1".into()),
         };
         assert!(update.validate().is_ok());
         assert_eq!(
             field(
                 IncidentUpdate {
                     id: "a\nb".into(),
-                    ..update
+                    ..update.clone()
                 }
                 .validate()
             ),
             "id"
+        );
+        assert_eq!(
+            field(
+                IncidentUpdate {
+                    request_id: Some("r\t1".into()),
+                    ..update
+                }
+                .validate()
+            ),
+            "request_id"
         );
     }
 

@@ -20,6 +20,8 @@
 //!   an incident and which join one.
 //! - [`core`]: [`Dispatcher`], the one door for every command, which leaves an
 //!   ordered [`Event`] for each change.
+//! - [`requests`]: the request log that makes retries with a `request_id`
+//!   idempotent, with a fingerprint that is the same on every node and build.
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
@@ -33,6 +35,7 @@ mod grid;
 pub mod incidents;
 pub mod persist;
 pub mod recommend;
+pub mod requests;
 pub mod units;
 
 /// Unix epoch milliseconds.
@@ -51,6 +54,7 @@ pub use crate::incidents::{
 pub use crate::recommend::{
     ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,
 };
+pub use crate::requests::{RequestRecord, RequestResult};
 pub use crate::units::{
     Fix, IndexMemory, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex,
     UnitIndexConfig, UnitKind, UnitProfile, UnitStatus,

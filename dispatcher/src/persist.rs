@@ -10,6 +10,7 @@ use crate::cameras::{Camera, CameraIndex};
 use crate::core::{Dispatcher, DispatcherConfig};
 use crate::error::Error;
 use crate::incidents::{Incident, Order};
+use crate::requests::RequestRecord;
 use crate::units::{Fix, UnitKind, UnitProfile, UnitStatus};
 
 /// One unit, as stored (its status is the stored one, never derived).
@@ -49,6 +50,11 @@ pub struct CoreMeta {
     /// (camera id, label, incident id).
     pub alert_incidents: Vec<(String, String, String)>,
     pub capability_names: Vec<String>,
+    /// Request ids already applied, oldest first, so a rebuilt node still
+    /// answers a retry with the first result. Absent in checkpoints of the
+    /// older build.
+    #[serde(default)]
+    pub requests: Vec<RequestRecord>,
 }
 
 /// A whole core.
@@ -70,6 +76,7 @@ impl Dispatcher {
             next_order,
             alert_incidents,
             capability_names: self.units().capability_names(),
+            requests: self.request_log().to_records(),
         }
     }
 

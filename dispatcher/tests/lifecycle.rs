@@ -16,6 +16,7 @@ fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
         incident_id: incident_id.into(),
         unit_ids: unit_ids.iter().map(|u| u.to_string()).collect(),
         note: note.into(),
+        request_id: None,
     }
 }
 
@@ -24,6 +25,7 @@ fn to(id: &str, status: IncidentStatus, note: &str) -> IncidentUpdate {
         id: id.into(),
         status,
         note: note.into(),
+        request_id: None,
     }
 }
 
@@ -69,6 +71,7 @@ fn incident(d: &mut Dispatcher) -> Incident {
             location: LonLat::new(24.941, 60.1705),
             source: IncidentSource::Call,
             description: String::new(),
+            request_id: None,
         },
         &op(),
         NOW,
@@ -262,6 +265,7 @@ fn camera_alerts_open_and_join_incidents() {
         label: label.into(),
         confidence,
         snapshot_uri: "https://nvr.local/snap/1.jpg".into(),
+        request_id: None,
     };
     let low = d.post_alert(alert("fight", 0.3), &op(), NOW).unwrap();
     assert_eq!(low.alert.incident_id, None);
@@ -354,6 +358,7 @@ fn a_refused_alert_changes_nothing() {
         label: label.into(),
         confidence: 0.9,
         snapshot_uri: String::new(),
+        request_id: None,
     };
     let err = d.post_alert(alert(&d.config().alerts.rules[0].label.clone()), &op(), NOW);
     assert!(
@@ -388,6 +393,7 @@ fn commands_round_trip_through_json() {
         label: "fight".into(),
         confidence: 0.7,
         snapshot_uri: "https://nvr.local/1.jpg".into(),
+        request_id: None,
     });
     round_trip(&NewIncident {
         kind: "theft".into(),
@@ -395,6 +401,7 @@ fn commands_round_trip_through_json() {
         location: LonLat::new(24.941, 60.1705),
         source: IncidentSource::CameraAlert,
         description: "bike".into(),
+        request_id: None,
     });
     round_trip(&send("inc-1", &["u1", "u2"], "north"));
     round_trip(&to("inc-1", IncidentStatus::Resolved, "ok"));
