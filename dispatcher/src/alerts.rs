@@ -4,7 +4,7 @@
 //! confidence, opens an incident at the camera; later alerts from the same
 //! camera with the same label join that incident while it is open (new,
 //! dispatched or on scene), so one fight seen for a minute is one incident, not
-//! sixty. [`AlertJoins`] remembers which incident each (camera, label) opened.
+//! sixty. `AlertJoins` remembers which incident each (camera, label) opened.
 //! [`Dispatcher::post_alert`](crate::Dispatcher::post_alert) is the door that
 //! applies the decision.
 
@@ -25,24 +25,36 @@ pub const MAX_SNAPSHOT_URI_LEN: usize = 4096;
 /// An event from a camera system (video analytics), as recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
+    /// Server-assigned: `{id_prefix}alert-{n}`.
     pub id: String,
+    /// The camera that saw it.
     pub camera_id: String,
+    /// When it happened, Unix ms (the analytics' time, or when it was posted).
     pub time: Millis,
+    /// What the analytics saw, e.g. "fight", "intrusion", "plate_hit".
     pub label: String,
+    /// The analytics' confidence, 0..=1.
     pub confidence: f32,
+    /// A link to the frame or clip, for operators.
     pub snapshot_uri: String,
+    /// Where: the camera's position (x = longitude, y = latitude, degrees).
     pub location: LonLat,
+    /// The incident it opened or joined, if the policy made it one.
     pub incident_id: Option<String>,
 }
 
 /// An alert as posted.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewAlert {
+    /// A registered camera's id.
     pub camera_id: String,
-    /// `None`: now.
+    /// When it happened, Unix ms; `None`: now.
     pub time: Option<Millis>,
+    /// What the analytics saw, 1..=64 bytes.
     pub label: String,
+    /// The analytics' confidence, 0..=1.
     pub confidence: f32,
+    /// A link to the frame or clip, at most 4096 bytes (may be empty).
     pub snapshot_uri: String,
     /// Caller-chosen: a retry with the same id and content returns the
     /// first outcome instead of recording the alert twice.
@@ -53,22 +65,30 @@ pub struct NewAlert {
 /// What happened to a posted alert.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertOutcome {
+    /// The alert as recorded, with the incident it opened or joined.
     pub alert: Alert,
     /// True when the alert opened the incident (false: joined or none).
     pub incident_created: bool,
 }
 
-/// Which alerts become incidents: a label rule and a minimum confidence.
+/// One label that becomes an incident, and what kind of incident.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRule {
+    /// The alert label this rule matches, exactly.
     pub label: String,
+    /// The type of the incident it opens, e.g. "medical" for "fall".
     pub incident_kind: String,
+    /// The incident's priority, 1 (most urgent) ..= 5.
     pub priority: u32,
 }
 
+/// Which alerts become incidents: those whose label has a rule, at or above
+/// a minimum confidence. Every node of a region must use the same policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertPolicy {
+    /// Alerts below this confidence (0..=1) are only recorded.
     pub min_confidence: f32,
+    /// One rule per label.
     pub rules: Vec<AlertRule>,
 }
 

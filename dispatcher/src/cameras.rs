@@ -14,13 +14,21 @@ pub const MAX_CAMERA_NAME_LEN: usize = 256;
 /// horizontal field of view; `range_m` how far it usefully sees.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Camera {
+    /// Caller-chosen id, unique per region.
     pub id: String,
+    /// What operators call it, e.g. "Market square north"; may be empty.
     pub name: String,
+    /// Where it is mounted (x = longitude, y = latitude, degrees).
     pub at: LonLat,
+    /// Mounting height above ground, metres (0..=500).
     pub mount_height_m: f64,
+    /// Where it points, degrees clockwise from north (stored as 0..360).
     pub heading_deg: f64,
+    /// Horizontal field of view, degrees, (0, 360].
     pub fov_deg: f64,
+    /// How far it usefully sees, metres, (0, 10000].
     pub range_m: f64,
+    /// Whether operators can pan, tilt and zoom it.
     pub ptz: bool,
 }
 
@@ -68,6 +76,7 @@ impl Camera {
         Ok(self)
     }
 
+    /// Whether the camera stands inside `bbox` (always, without one).
     pub fn within(&self, bbox: Option<&BoundingBox>) -> bool {
         bbox.is_none_or(|b| b.contains(&self.at))
     }

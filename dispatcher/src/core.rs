@@ -30,8 +30,11 @@ use crate::units::{
 pub enum Event {
     /// A unit registered, changed status or assignment, or went on/offline.
     Unit(Unit),
+    /// A camera registered or changed.
     Camera(Camera),
+    /// An alert was recorded (with the incident it opened or joined).
     Alert(Alert),
+    /// An incident was opened or changed: status, units, alerts, audit.
     Incident(Incident),
     /// A unit was sent to an incident.
     Order(Order),
@@ -42,7 +45,9 @@ pub enum Event {
 /// Everything the core can be tuned with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DispatcherConfig {
+    /// Offline age, clock-skew tolerance and spatial cell size.
     pub units: UnitIndexConfig,
+    /// Which camera alerts open incidents.
     pub alerts: AlertPolicy,
     /// Prepended to server-assigned ids (alerts, incidents, orders), so several
     /// nodes never hand out the same id.
@@ -78,7 +83,9 @@ enum Retry {
 /// A consistent picture of everything for a new command-room client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// Every unit, in registration order, with its effective status.
     pub units: Vec<Unit>,
+    /// Every camera, in registration order.
     pub cameras: Vec<Camera>,
     /// Every incident that is not closed.
     pub incidents: Vec<Incident>,
@@ -87,7 +94,9 @@ pub struct Snapshot {
 /// What a recommendation is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
+    /// An incident's location, by incident id.
     Incident(String),
+    /// A point (x = longitude, y = latitude, degrees).
     Point(LonLat),
 }
 
@@ -110,6 +119,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// An empty core with this configuration; ids start at 1.
     pub fn new(config: DispatcherConfig) -> Self {
         Self {
             units: UnitIndex::new(config.units),
@@ -126,6 +136,7 @@ impl Dispatcher {
         }
     }
 
+    /// The configuration the core was built with.
     pub fn config(&self) -> &DispatcherConfig {
         &self.config
     }
@@ -140,6 +151,8 @@ impl Dispatcher {
         !self.outbox.is_empty()
     }
 
+    /// The unit index, for queries and metrics (it changes only through the
+    /// core's commands).
     pub fn units(&self) -> &UnitIndex {
         &self.units
     }
@@ -185,6 +198,9 @@ impl Dispatcher {
 
     // ----- units ---------------------------------------------------------
 
+    /// Registers a unit or updates its profile (terminals do on every
+    /// reconnect); returns the unit and whether it is new. A unit starts
+    /// available and offline until its first fix.
     pub fn register_unit(
         &mut self,
         profile: UnitProfile,
@@ -228,11 +244,14 @@ impl Dispatcher {
         changed.len()
     }
 
+    /// The unit with this id, its status as of `now` (Unix ms).
     pub fn unit(&self, id: &str, now: Millis) -> Result<Unit, Error> {
         validate_id("id", id)?;
         self.units.get(id, now)
     }
 
+    /// Units matching `filter` in registration order, from slot `start`, at
+    /// most `limit`; also the slot to continue from, if more may match.
     pub fn list_units(
         &self,
         filter: &UnitFilter,
@@ -329,18 +348,22 @@ impl Dispatcher {
 
     // ----- cameras and alerts -------------------------------------------
 
+    /// Registers a camera or replaces it (same id); returns the stored camera
+    /// (heading normalised to 0..360) and whether it is new.
     pub fn register_camera(&mut self, camera: Camera) -> Result<(Camera, bool), Error> {
         let (camera, created) = self.cameras.register(camera)?;
         self.outbox.push(Event::Camera(camera.clone()));
         Ok((camera, created))
     }
 
+    /// The camera with this id.
     pub fn camera(&self, id: &str) -> Result<&Camera, Error> {
         self.cameras
             .get(id)
             .ok_or_else(|| Error::not_found("camera", id))
     }
 
+    /// The cameras inside `bbox` (all, without one), in registration order.
     pub fn cameras(&self, bbox: Option<&BoundingBox>) -> Vec<Camera> {
         self.cameras.within(bbox).cloned().collect()
     }
@@ -481,6 +504,8 @@ impl Dispatcher {
         Ok(id)
     }
 
+    /// Opens an incident from a call or an operator; `new.request_id` makes
+    /// a retry return the same incident.
     pub fn create_incident(
         &mut self,
         new: NewIncident,
@@ -503,6 +528,7 @@ impl Dispatcher {
         Ok(incident)
     }
 
+    /// The incident with this id, in whatever status.
     pub fn incident(&self, id: &str) -> Result<&Incident, Error> {
         validate_id("incident_id", id)?;
         self.incident_slots

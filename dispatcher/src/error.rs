@@ -7,13 +7,21 @@ pub enum Error {
     /// The request itself is wrong: names the field and the value.
     #[error("invalid {field} = {value}: {reason}")]
     Invalid {
+        /// The field, as the caller names it (e.g. `unit_ids[2]`).
         field: String,
+        /// The refused value, shortened when long.
         value: String,
+        /// What a valid value looks like.
         reason: String,
     },
     /// A referenced thing does not exist.
     #[error("{entity} {id:?} not found")]
-    NotFound { entity: &'static str, id: String },
+    NotFound {
+        /// What kind of thing: "unit", "camera", "incident".
+        entity: &'static str,
+        /// The id that was not found.
+        id: String,
+    },
     /// The request is well-formed but the current state does not allow it
     /// (a busy unit, an illegal incident transition, ...).
     #[error("{0}")]
@@ -22,10 +30,16 @@ pub enum Error {
     /// `limit`. Not the caller's mistake and not a state they can change;
     /// the service answers ResourceExhausted.
     #[error("{what} is full (at most {limit})")]
-    Full { what: String, limit: String },
+    Full {
+        /// The table, e.g. "unit table".
+        what: String,
+        /// Its capacity, with the unit, e.g. "4294967295 units".
+        limit: String,
+    },
 }
 
 impl Error {
+    /// Bad input: `field` had `value`, which is wrong because `reason`.
     pub fn invalid(field: &str, value: impl ToString, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field: field.to_string(),
@@ -43,6 +57,7 @@ impl Error {
         }
     }
 
+    /// No `entity` with this `id`.
     pub fn not_found(entity: &'static str, id: &str) -> Self {
         Error::NotFound {
             entity,

@@ -19,11 +19,14 @@ pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 /// A WGS84 position: `lon` is x, `lat` is y, both in degrees.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LonLat {
+    /// Longitude (x), degrees east, -180..=180.
     pub lon: f64,
+    /// Latitude (y), degrees north, -90..=90.
     pub lat: f64,
 }
 
 impl LonLat {
+    /// The point at `lon` (x) and `lat` (y), degrees; not checked.
     pub const fn new(lon: f64, lat: f64) -> Self {
         Self { lon, lat }
     }
@@ -102,9 +105,13 @@ pub fn arc_for_chord_m(chord_m: f64) -> f64 {
 /// A box in WGS84 degrees (`west <= east`, no antimeridian crossing).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoundingBox {
+    /// Smallest longitude, degrees.
     pub west: f64,
+    /// Smallest latitude, degrees.
     pub south: f64,
+    /// Largest longitude, degrees.
     pub east: f64,
+    /// Largest latitude, degrees.
     pub north: f64,
 }
 
@@ -127,6 +134,7 @@ impl BoundingBox {
         }
     }
 
+    /// Whether `p` lies inside the box, edges included.
     pub fn contains(&self, p: &LonLat) -> bool {
         (self.west..=self.east).contains(&p.lon) && (self.south..=self.north).contains(&p.lat)
     }

@@ -34,16 +34,23 @@ fn check_text(field: &str, text: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Where an incident is in its lifecycle (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IncidentStatus {
+    /// Opened, no unit sent yet.
     New,
+    /// At least one unit was sent.
     Dispatched,
+    /// A unit reported on scene.
     OnScene,
+    /// Dealt with; units may still be there.
     Resolved,
+    /// Done: its units are released and nothing changes it again.
     Closed,
 }
 
 impl IncidentStatus {
+    /// The status as it reads in messages and audit trails, e.g. "on_scene".
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentStatus::New => "new",
@@ -74,19 +81,25 @@ impl IncidentStatus {
         )
     }
 
+    /// Whether the incident is not closed (it shows in snapshots and lists).
     pub fn is_open(self) -> bool {
         self != IncidentStatus::Closed
     }
 }
 
+/// How an incident came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IncidentSource {
+    /// A 110/122 call.
     Call,
+    /// A camera alert that passed the alert policy.
     CameraAlert,
+    /// An operator, e.g. one patrolling through cameras.
     Operator,
 }
 
 impl IncidentSource {
+    /// The source as it reads in messages, e.g. "camera_alert".
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentSource::Call => "call",
@@ -104,10 +117,15 @@ pub(crate) fn validate_request_id(request_id: &Option<String>) -> Result<(), Err
     }
 }
 
+/// One line of an incident's audit trail: what happened, when, by whom.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
+    /// When, Unix ms (the `now` of the command).
     pub time: Millis,
+    /// What, as a stable word: "created", "dispatched", "status",
+    /// "alert_joined", "unit_cleared", "unit_released".
     pub action: String,
+    /// The particulars for people, e.g. "unit u3 (order-7)".
     pub detail: String,
     /// Who did it. Entries written before actors were recorded load with
     /// the default (unknown) actor.
@@ -115,22 +133,34 @@ pub struct AuditEntry {
     pub actor: Actor,
 }
 
+/// Something that needs police, with its units, cameras, alerts and trail.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
+    /// Server-assigned: `{id_prefix}inc-{n}`.
     pub id: String,
+    /// Its type, e.g. "theft", "fight", "medical".
     pub kind: String,
     /// 1 (most urgent) ..= 5.
     pub priority: u32,
+    /// Where (x = longitude, y = latitude, degrees).
     pub location: LonLat,
+    /// How it came in.
     pub source: IncidentSource,
+    /// Where it is in its lifecycle.
     pub status: IncidentStatus,
+    /// Free text, at most 4096 bytes.
     pub description: String,
     /// Units currently assigned.
     pub unit_ids: Vec<String>,
+    /// Cameras that saw it (the one whose alert opened it).
     pub camera_ids: Vec<String>,
+    /// Alerts that opened or joined it.
     pub alert_ids: Vec<String>,
+    /// When it was opened, Unix ms.
     pub created: Millis,
+    /// When its trail last grew, Unix ms.
     pub updated: Millis,
+    /// Everything that happened to it, oldest first.
     pub audit: Vec<AuditEntry>,
 }
 
@@ -155,11 +185,15 @@ impl Incident {
 /// What a caller supplies to open an incident.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewIncident {
+    /// Its type, 1..=64 bytes, e.g. "theft".
     pub kind: String,
     /// 1..=5; `None` means 3.
     pub priority: Option<u32>,
+    /// Where (x = longitude, y = latitude, degrees).
     pub location: LonLat,
+    /// How it came in.
     pub source: IncidentSource,
+    /// Free text, at most 4096 bytes.
     pub description: String,
     /// Caller-chosen: a retry with the same id and content returns the
     /// first result instead of opening a second incident.
@@ -214,6 +248,7 @@ impl NewIncident {
 /// A request to send units to an incident, all or none.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DispatchRequest {
+    /// The incident to send them to.
     pub incident_id: String,
     /// Distinct unit ids, at least one, at most [`MAX_DISPATCH_UNITS`].
     pub unit_ids: Vec<String>,
@@ -303,16 +338,25 @@ impl IncidentUpdate {
 /// An order for one unit to go to an incident.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
+    /// Server-assigned: `{id_prefix}order-{n}`; a terminal acts once per id.
     pub id: String,
+    /// The unit sent.
     pub unit_id: String,
+    /// The incident it is sent to.
     pub incident_id: String,
+    /// The incident's type, so the terminal needs no second call.
     pub incident_kind: String,
+    /// The incident's priority, 1 (most urgent) ..= 5.
     pub priority: u32,
+    /// Where to go (x = longitude, y = latitude, degrees).
     pub location: LonLat,
+    /// The incident's description.
     pub description: String,
+    /// When it was issued, Unix ms.
     pub issued: Millis,
     /// Straight-line metres from the unit's fix when issued.
     pub distance_m: Option<f64>,
+    /// The dispatcher's note, e.g. "suspect in red jacket".
     pub note: String,
 }
 

@@ -25,6 +25,8 @@
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
+#![warn(missing_docs)]
+
 pub mod actor;
 pub mod alerts;
 pub mod cameras;

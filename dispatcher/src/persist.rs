@@ -16,39 +16,60 @@ use crate::units::{Fix, UnitKind, UnitProfile, UnitStatus};
 /// One unit, as stored (its status is the stored one, never derived).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitState {
+    /// Its place in registration order, from 0.
     pub slot: u32,
+    /// The unit's id.
     pub id: String,
+    /// Its call sign.
     pub call_sign: String,
+    /// Car, foot, e-bike or motorcycle.
     pub kind: UnitKind,
+    /// Its capability tags, in the index's learnt order.
     pub capabilities: Vec<String>,
+    /// The stored status (never `Offline`, which is derived from fix age).
     pub status: UnitStatus,
+    /// Its latest fix, if any.
     pub fix: Option<Fix>,
+    /// The incident it is assigned to, if any.
     pub incident_id: Option<String>,
+    /// The order that assigned it, if any.
     pub order: Option<Order>,
+    /// Whether the stream was last told it is offline.
     pub offline_reported: bool,
 }
 
+/// One camera, with its slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CameraState {
+    /// Its place in registration order, from 0.
     pub slot: usize,
+    /// The camera as stored.
     pub camera: Camera,
 }
 
+/// One incident, with its slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentState {
+    /// Its place in creation order, from 0.
     pub slot: usize,
+    /// The incident, audit trail included.
     pub incident: Incident,
 }
 
-/// Everything else: id counters, which open incidents later alerts join, and
-/// the capability tags in the order they were learnt.
+/// Everything else: id counters, which open incidents later alerts join, the
+/// capability tags in the order they were learnt, and the request log.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CoreMeta {
+    /// The number in the next alert id.
     pub next_alert: u64,
+    /// The number in the next incident id.
     pub next_incident: u64,
+    /// The number in the next order id.
     pub next_order: u64,
-    /// (camera id, label, incident id).
+    /// (camera id, label, incident id): open incidents later alerts join,
+    /// sorted.
     pub alert_incidents: Vec<(String, String, String)>,
+    /// Capability tags in the order they were learnt (bit i is tag i).
     pub capability_names: Vec<String>,
     /// Request ids already applied, oldest first, so a rebuilt node still
     /// answers a retry with the first result. Absent in checkpoints of the
@@ -60,13 +81,19 @@ pub struct CoreMeta {
 /// A whole core.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CoreState {
+    /// Counters, joins, capability tags, request log.
     pub meta: CoreMeta,
+    /// Every unit.
     pub units: Vec<UnitState>,
+    /// Every camera.
     pub cameras: Vec<CameraState>,
+    /// Every incident, closed ones included.
     pub incidents: Vec<IncidentState>,
 }
 
 impl Dispatcher {
+    /// The state that is not per unit, camera or incident; a checkpoint
+    /// writes it with every save.
     pub fn export_meta(&self) -> CoreMeta {
         let (next_alert, next_incident, next_order) = self.counters();
         let alert_incidents = self.alert_joins().to_records();
@@ -80,6 +107,8 @@ impl Dispatcher {
         }
     }
 
+    /// One unit's record, if it exists (a checkpoint writes those that
+    /// changed).
     pub fn export_unit(&self, id: &str) -> Option<UnitState> {
         let units = self.units();
         let slot = units.slot(id).ok()?;
@@ -99,6 +128,7 @@ impl Dispatcher {
         })
     }
 
+    /// One camera's record, if it exists.
     pub fn export_camera(&self, id: &str) -> Option<CameraState> {
         let cameras = self.camera_index();
         cameras.slot(id).map(|slot| CameraState {
@@ -107,6 +137,7 @@ impl Dispatcher {
         })
     }
 
+    /// One incident's record, if it exists.
     pub fn export_incident(&self, id: &str) -> Option<IncidentState> {
         self.incident_slot(id).map(|slot| IncidentState {
             slot,

@@ -43,31 +43,46 @@ pub enum ExclusionReason {
     NotAvailable,
     /// No fix for longer than the offline age.
     Offline,
+    /// Not one of the kinds the query asked for.
     WrongKind,
+    /// Lacks a capability the query requires.
     MissingCapability,
 }
 
+/// One recommended unit, with why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecommendedUnit {
+    /// The unit as of the query's `now`.
     pub unit: Unit,
     /// Great-circle metres from the unit's last fix to the target.
     pub distance_m: f64,
     /// Straight-line estimate: distance x detour factor / planning speed.
     pub eta_s: f64,
+    /// Why it was chosen, for operators, e.g. "nearest available car #1:
+    /// 420 m, about 66 s at car speed".
     pub reason: String,
 }
 
+/// A unit near the target that was left out, and why: operators ask "why
+/// not the one right there?".
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExcludedUnit {
+    /// The unit's id.
     pub unit_id: String,
+    /// The unit's call sign.
     pub call_sign: String,
+    /// Great-circle metres from its last fix to the target.
     pub distance_m: f64,
+    /// Why it was left out.
     pub reason: ExclusionReason,
+    /// The same for operators, e.g. "en_route for incident inc-7".
     pub detail: String,
 }
 
+/// Ranked units for a target, with the closer ones left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
+    /// The point searched from (x = longitude, y = latitude, degrees).
     pub target: LonLat,
     /// Nearest first.
     pub units: Vec<RecommendedUnit>,
@@ -92,6 +107,7 @@ impl NearestUnits {
         self.picks.len()
     }
 
+    /// Whether no unit was picked.
     pub fn is_empty(&self) -> bool {
         self.picks.is_empty()
     }

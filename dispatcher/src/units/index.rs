@@ -90,6 +90,7 @@ pub struct UnitIndex {
 }
 
 impl UnitIndex {
+    /// An empty index.
     pub fn new(config: UnitIndexConfig) -> Self {
         Self {
             config,
@@ -103,14 +104,17 @@ impl UnitIndex {
         }
     }
 
+    /// The settings the index was built with.
     pub fn config(&self) -> &UnitIndexConfig {
         &self.config
     }
 
+    /// How many units are registered.
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
+    /// Whether no unit is registered.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
@@ -484,6 +488,7 @@ impl UnitIndex {
         }
     }
 
+    /// The unit with this id, its status as of `now` (Unix ms).
     pub fn get(&self, id: &str, now: Millis) -> Result<Unit, Error> {
         Ok(self.view(self.slot(id)?, now))
     }

@@ -42,9 +42,13 @@ pub(crate) fn hash_table_bytes(capacity: usize, entry_bytes: usize) -> usize {
 /// What a unit is: it decides who is suitable and how fast they get there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnitKind {
+    /// A patrol car.
     Car,
+    /// An officer on foot.
     Foot,
+    /// An officer on an e-bike.
     EBike,
+    /// A motorcycle.
     Motorcycle,
 }
 
@@ -59,6 +63,7 @@ impl UnitKind {
         }
     }
 
+    /// The kind as it reads in messages, e.g. "e-bike".
     pub fn as_str(self) -> &'static str {
         match self {
             UnitKind::Car => "car",
@@ -70,15 +75,22 @@ impl UnitKind {
 }
 
 /// A unit's status. `Offline` is never stored: it is derived from the age of the
-/// last fix (see [`UnitIndex::effective_status`]).
+/// last fix and the offline age in [`UnitIndexConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnitStatus {
+    /// Free to be dispatched.
     Available,
+    /// Dispatched, not yet moving (set only by dispatching).
     Assigned,
+    /// Dispatched and on the way.
     EnRoute,
+    /// Dispatched and arrived.
     OnScene,
+    /// On duty, not free (e.g. on a stop of its own).
     Busy,
+    /// Not working; stays so whatever its fix age.
     OffDuty,
+    /// No fix for longer than the offline age (derived, never stored).
     Offline,
 }
 
@@ -98,6 +110,7 @@ impl UnitStatus {
         }
     }
 
+    /// Every status, in declaration order (for counting by status).
     pub const ALL: [UnitStatus; 7] = [
         UnitStatus::Available,
         UnitStatus::Assigned,
@@ -108,6 +121,7 @@ impl UnitStatus {
         UnitStatus::Offline,
     ];
 
+    /// The status as it reads in messages, e.g. "en_route".
     pub fn as_str(self) -> &'static str {
         match self {
             UnitStatus::Available => "available",
@@ -124,19 +138,29 @@ impl UnitStatus {
 /// The latest accepted fix of a unit.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fix {
+    /// Where (x = longitude, y = latitude, degrees).
     pub at: LonLat,
+    /// When the GPS took it, Unix ms (not when it was sent).
     pub time: Millis,
+    /// Ground speed, metres per second.
     pub speed_mps: Option<f32>,
+    /// Direction of travel, degrees clockwise from north.
     pub heading_deg: Option<f32>,
+    /// Horizontal accuracy, metres.
     pub accuracy_m: Option<f32>,
 }
 
 /// Who a unit is, as registered.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnitProfile {
+    /// Caller-chosen id, unique per region, e.g. "car-12".
     pub id: String,
+    /// What the radio calls it, at most 64 bytes, e.g. "Patrol 12".
     pub call_sign: String,
+    /// Car, foot, e-bike or motorcycle.
     pub kind: UnitKind,
+    /// Tags a query may require, e.g. "medic", "k9"; at most 64 per unit
+    /// and 64 distinct per index.
     pub capabilities: Vec<String>,
 }
 
@@ -171,20 +195,30 @@ impl UnitProfile {
 /// A unit as callers see it: profile, effective status, fix and assignment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unit {
+    /// Who it is.
     pub profile: UnitProfile,
+    /// Its effective status: `Offline` when its fix is too old.
     pub status: UnitStatus,
+    /// Its latest accepted fix, if any.
     pub fix: Option<Fix>,
+    /// The incident it is assigned to, if any.
     pub incident_id: Option<String>,
 }
 
 /// One GPS fix as it arrives, borrowed from the wire message.
 #[derive(Debug, Clone, Copy)]
 pub struct Ping<'a> {
+    /// The reporting unit's id.
     pub unit_id: &'a str,
+    /// When the GPS took the fix, Unix ms.
     pub time: Millis,
+    /// Where (x = longitude, y = latitude, degrees).
     pub at: LonLat,
+    /// Ground speed, metres per second, 0..=200.
     pub speed_mps: Option<f32>,
+    /// Direction of travel, degrees clockwise from north, 0..=360.
     pub heading_deg: Option<f32>,
+    /// Horizontal accuracy, metres, 0..=100000.
     pub accuracy_m: Option<f32>,
 }
 
@@ -245,13 +279,44 @@ pub enum PingOutcome {
 /// Why a ping was refused. The unit keeps its previous fix.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PingRejection {
+    /// The ping names no unit.
     MissingUnitId,
+    /// The unit is not registered.
     UnknownUnit,
-    InvalidCoordinates { lon: f64, lat: f64 },
-    MissingFixTime { time: Millis },
-    FutureFixTime { time: Millis, now: Millis },
-    OutOfOrder { time: Millis, held: Millis },
-    InvalidMotion { field: &'static str, value: f32 },
+    /// Longitude or latitude is not finite or out of range.
+    InvalidCoordinates {
+        /// The longitude sent, degrees.
+        lon: f64,
+        /// The latitude sent, degrees.
+        lat: f64,
+    },
+    /// The fix time is missing (zero) or not positive.
+    MissingFixTime {
+        /// The fix time sent, Unix ms.
+        time: Millis,
+    },
+    /// The fix time is further ahead of the server's clock than the skew
+    /// tolerance.
+    FutureFixTime {
+        /// The fix time sent, Unix ms.
+        time: Millis,
+        /// The server's time, Unix ms.
+        now: Millis,
+    },
+    /// Older than the fix already held: a unit never moves back in time.
+    OutOfOrder {
+        /// The fix time sent, Unix ms.
+        time: Millis,
+        /// The time of the fix held, Unix ms.
+        held: Millis,
+    },
+    /// Speed, heading or accuracy is not finite or out of range.
+    InvalidMotion {
+        /// "speed_mps", "heading_deg" or "accuracy_m".
+        field: &'static str,
+        /// The value sent.
+        value: f32,
+    },
 }
 
 impl PingRejection {
@@ -305,8 +370,11 @@ impl Default for UnitIndexConfig {
 /// Which units `list` returns. Empty sets mean any.
 #[derive(Debug, Clone, Default)]
 pub struct UnitFilter {
+    /// Only units in one of these effective statuses.
     pub statuses: Vec<UnitStatus>,
+    /// Only units of one of these kinds.
     pub kinds: Vec<UnitKind>,
+    /// Only units whose latest fix lies inside (degrees).
     pub bbox: Option<BoundingBox>,
 }
 
