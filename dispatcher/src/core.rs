@@ -370,6 +370,7 @@ impl Dispatcher {
 
     /// Records an alert; by the alert policy it may open an incident at the
     /// camera or join the open one the same camera raised for the same label.
+    /// `new.request_id` makes a retry return the first outcome.
     pub fn post_alert(
         &mut self,
         new: NewAlert,
@@ -385,17 +386,16 @@ impl Dispatcher {
         };
         let time = new.time_at(now);
         let camera = self.camera(&new.camera_id)?.clone();
-        let incidents = (&self.incidents, &self.incident_slots);
+        let (incidents, slots) = (&self.incidents, &self.incident_slots);
         let disposition = self.alert_joins.decide(
             &self.config.alerts,
             &camera.id,
             &new.label,
             new.confidence,
             |iid| {
-                incidents
-                    .1
+                slots
                     .get(iid)
-                    .is_some_and(|&s| incidents.0[s].status.accepts_units())
+                    .is_some_and(|&s| incidents[s].status.accepts_units())
             },
         );
         // Everything that can refuse happens before anything changes: a rule
@@ -605,6 +605,8 @@ impl Dispatcher {
 
     /// Assigns units to an incident, all or none. Each unit must be available
     /// (not offline, busy, off duty or assigned elsewhere).
+    /// `request.request_id` makes a retry return the incident as it is now
+    /// and the orders the first call issued.
     pub fn dispatch(
         &mut self,
         request: &DispatchRequest,
@@ -709,6 +711,7 @@ impl Dispatcher {
     }
 
     /// Moves an incident through its lifecycle. Closing frees its units.
+    /// `update.request_id` makes a retry return the incident as it is now.
     pub fn update_incident(
         &mut self,
         update: &IncidentUpdate,
