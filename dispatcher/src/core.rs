@@ -91,6 +91,18 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
 }
 
+/// [`Snapshot`] in its cheap-to-take form: the unit table as a bulk copy
+/// ([`Dispatcher::snapshot_copy`]).
+#[derive(Debug)]
+pub struct SnapshotCopy {
+    /// Every unit, in registration order.
+    pub units: crate::units::UnitTableCopy,
+    /// Every camera, in registration order.
+    pub cameras: Vec<Camera>,
+    /// Every incident that is not closed.
+    pub incidents: Vec<Incident>,
+}
+
 /// What a recommendation is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -839,6 +851,22 @@ impl Dispatcher {
         self.next_alert = meta.next_alert;
         self.next_incident = meta.next_incident;
         self.next_order = meta.next_order;
+    }
+
+    /// Everything a new command-room client needs, copied cheaply (see
+    /// [`UnitIndex::copy_table`]): build the units from it with
+    /// [`SnapshotCopy::units`] after releasing whatever guards the core.
+    pub fn snapshot_copy(&self) -> SnapshotCopy {
+        SnapshotCopy {
+            units: self.units.copy_table(),
+            cameras: self.cameras.in_slot_order().to_vec(),
+            incidents: self
+                .incidents
+                .iter()
+                .filter(|i| i.status.is_open())
+                .cloned()
+                .collect(),
+        }
     }
 
     /// Everything a new command-room client needs.

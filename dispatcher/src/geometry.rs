@@ -138,6 +138,14 @@ impl BoundingBox {
     pub fn contains(&self, p: &LonLat) -> bool {
         (self.west..=self.east).contains(&p.lon) && (self.south..=self.north).contains(&p.lat)
     }
+
+    /// True when `other` lies wholly inside this box.
+    pub fn contains_box(&self, other: &BoundingBox) -> bool {
+        self.west <= other.west
+            && other.east <= self.east
+            && self.south <= other.south
+            && other.north <= self.north
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub type Millis = i64;
 pub use crate::actor::Actor;
 pub use crate::alerts::{Alert, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
 pub use crate::cameras::{Camera, CameraIndex};
-pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, Target};
+pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, SnapshotCopy, Target};
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat};
 pub use crate::incidents::{
@@ -59,5 +59,5 @@ pub use crate::recommend::{
 pub use crate::requests::{RequestRecord, RequestResult};
 pub use crate::units::{
     Fix, IndexMemory, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex,
-    UnitIndexConfig, UnitKind, UnitProfile, UnitStatus,
+    UnitIndexConfig, UnitKind, UnitProfile, UnitStatus, UnitTableCopy,
 };

@@ -22,7 +22,7 @@ mod index;
 mod store;
 
 pub(crate) use index::Candidate;
-pub use index::{IndexMemory, UnitIndex};
+pub use index::{IndexMemory, UnitIndex, UnitTableCopy};
 
 /// Estimated bytes a hashbrown table with room for `capacity` entries of
 /// `entry_bytes` each reserves: its buckets (a power of two, at most 7/8

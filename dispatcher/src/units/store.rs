@@ -165,6 +165,17 @@ impl IdTable {
         slot
     }
 
+    /// The ids alone, without the hash table: bulk copies of the arena and
+    /// the spans (for [`super::UnitTableCopy`]; lookups by id miss in it).
+    pub fn copy_ids(&self) -> IdTable {
+        IdTable {
+            slots: HashTable::new(),
+            arena: self.arena.clone(),
+            spans: self.spans.clone(),
+            hasher: self.hasher.clone(),
+        }
+    }
+
     /// Bytes reserved for the id arena and its spans.
     pub fn arena_bytes(&self) -> usize {
         self.arena.capacity() + self.spans.capacity() * std::mem::size_of::<(u32, u32)>()
@@ -196,7 +207,7 @@ pub(crate) struct NameSpan {
 /// `max(min_garbage, half the arena)` the index rewrites the live spans into a
 /// fresh arena ([`NameArena::compact`]), so the arena stays within about twice
 /// the live call signs plus `min_garbage`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct NameArena {
     bytes: Vec<u8>,
     /// Bytes of `bytes` that hold no live call sign: abandoned spans and the
