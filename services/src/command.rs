@@ -1,37 +1,44 @@
-//! Every change to a node's state, as one value: a [`Command`]. The gRPC
-//! handlers build commands; [`apply`] is the one place that runs them on the
-//! core. With the in-memory default a command is applied as soon as it arrives;
-//! with Redis it is first appended to the region's log (a Redis Stream) and
-//! every node applies the log in the same order (see [`crate::durable`]).
+//! Every change to a node's state, as one validated domain value: a
+//! [`Command`], wrapped in an [`Envelope`] that says who sent it and when.
 //!
-//! `apply` is deterministic: given the same core state, the same command and
-//! the same `now` (which travels with the command in the log), every node makes
-//! the same change, hands out the same ids and logs the same events with the
-//! same sequence numbers.
+//! Requests become commands once, at the edge ([`crate::convert::from_wire`]),
+//! before anything is logged or applied: a bad request is refused there and
+//! can never reach the shared log. The log (in memory or the region's Redis
+//! Stream) and [`crate::node::NodeState::apply`] take envelopes only.
+//! Applying is deterministic: the same state, envelope and `time` (which
+//! travels with the envelope in the log) give the same change, the same ids
+//! and the same events on every node.
 
 use bytes::Bytes;
-use patrol_dispatcher::{AlertOutcome, Dispatcher, Incident, Millis, Order, PingOutcome};
-use patrol_proto::shared::{PingParseError, parse_ping};
+use patrol_dispatcher::{
+    Actor, AlertOutcome, Camera, DispatchRequest, Incident, IncidentUpdate, Millis, NewAlert,
+    NewIncident, Order, Unit, UnitProfile, UnitStatus,
+};
 use patrol_proto::v1 as pb;
-use tonic::Status;
+use serde::{Deserialize, Serialize};
 
-use crate::convert::{from_wire, to_wire};
-use crate::hub::Hub;
-use crate::status::IntoStatus;
+use crate::error::ServerError;
 
-/// A change, as requested. Request messages are kept as they came off the
-/// wire, so the log holds exactly what the caller asked for.
-#[derive(Debug, Clone, PartialEq)]
+/// A change, validated. Everything in it passed the stateless checks; what
+/// depends on state (an unknown unit, a busy one) is decided when it is
+/// applied, identically on every node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    RegisterUnit(pb::RegisterUnitRequest),
-    /// One batch of encoded `Ping` messages.
+    RegisterUnit(UnitProfile),
+    /// A batch of encoded `Ping` messages, each of which parsed and passed the
+    /// stateless checks at the edge (kept encoded: parsed again zero-copy when
+    /// applied, so ingest never allocates per ping).
+    #[serde(skip)]
     Pings(Vec<Bytes>),
-    UpdateStatus(pb::UpdateStatusRequest),
-    RegisterCamera(pb::RegisterCameraRequest),
-    PostAlert(pb::PostAlertRequest),
-    CreateIncident(pb::CreateIncidentRequest),
-    Dispatch(pb::DispatchRequest),
-    UpdateIncident(pb::UpdateIncidentRequest),
+    UpdateStatus {
+        unit_id: String,
+        status: UnitStatus,
+    },
+    RegisterCamera(Camera),
+    PostAlert(NewAlert),
+    CreateIncident(NewIncident),
+    Dispatch(DispatchRequest),
+    UpdateIncident(IncidentUpdate),
     /// Publish coalesced positions; with `sweep`, also announce units that
     /// went offline or came back. Made by a node's ticker, so that every node
     /// publishes the same batches at the same points of the log.
@@ -40,13 +47,36 @@ pub enum Command {
     },
 }
 
+/// Which queue a command waits in for the durable log. Urgent work (an
+/// emergency incident, a dispatch, an alert, an operator's change, the
+/// position ticker) never waits behind routine position updates: each lane
+/// has its own permits and its own Redis connection, and order stays
+/// deterministic because both lanes append to the one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Pings and registrations from terminals and camera systems.
+    Routine,
+    /// Incidents, dispatch, alerts, status changes, ticks.
+    Urgent,
+}
+
+impl Lane {
+    /// A short name for metrics and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Routine => "routine",
+            Lane::Urgent => "urgent",
+        }
+    }
+}
+
 impl Command {
     /// A short name for metrics and logs.
     pub fn name(&self) -> &'static str {
         match self {
             Command::RegisterUnit(_) => "register_unit",
             Command::Pings(_) => "pings",
-            Command::UpdateStatus(_) => "update_status",
+            Command::UpdateStatus { .. } => "update_status",
             Command::RegisterCamera(_) => "register_camera",
             Command::PostAlert(_) => "post_alert",
             Command::CreateIncident(_) => "create_incident",
@@ -54,6 +84,36 @@ impl Command {
             Command::UpdateIncident(_) => "update_incident",
             Command::Tick { .. } => "tick",
         }
+    }
+
+    /// The lane this command waits in.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Command::Pings(_) | Command::RegisterUnit(_) | Command::RegisterCamera(_) => {
+                Lane::Routine
+            }
+            Command::UpdateStatus { .. }
+            | Command::PostAlert(_)
+            | Command::CreateIncident(_)
+            | Command::Dispatch(_)
+            | Command::UpdateIncident(_)
+            | Command::Tick { .. } => Lane::Urgent,
+        }
+    }
+}
+
+/// A command with who sent it and when it was accepted. `time` is the `now`
+/// every node applies it with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub actor: Actor,
+    pub time: Millis,
+    pub body: Command,
+}
+
+impl Envelope {
+    pub fn new(actor: Actor, time: Millis, body: Command) -> Self {
+        Self { actor, time, body }
     }
 }
 
@@ -67,16 +127,40 @@ pub struct PingsOutcome {
     pub rejections: Vec<pb::PingRejection>,
 }
 
+/// At most this many refused pings are itemised per batch (all are counted).
+pub const MAX_ITEMISED_REJECTIONS: usize = 1000;
+
+impl PingsOutcome {
+    /// Counts a refused ping, itemising it while there is room.
+    pub fn reject(
+        &mut self,
+        index: usize,
+        unit_id: &str,
+        reason: pb::PingRejectReason,
+        message: String,
+    ) {
+        self.rejected += 1;
+        if self.rejections.len() < MAX_ITEMISED_REJECTIONS {
+            self.rejections.push(pb::PingRejection {
+                index: index as u64,
+                unit_id: unit_id.chars().take(128).collect(),
+                reason: reason as i32,
+                message,
+            });
+        }
+    }
+}
+
 /// What a command did, for the caller's reply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Unit {
-        unit: patrol_dispatcher::Unit,
+        unit: Unit,
         created: bool,
     },
     Pings(PingsOutcome),
     Camera {
-        camera: patrol_dispatcher::Camera,
+        camera: Camera,
         created: bool,
     },
     Alert(AlertOutcome),
@@ -90,116 +174,92 @@ pub enum Outcome {
     },
 }
 
-/// The reply a handler builds when a command's outcome is not the kind it
-/// asked for (a bug, never a caller's mistake).
-pub fn unexpected(command: &str, outcome: &Outcome) -> Status {
-    Status::internal(format!(
-        "{command} produced an unexpected outcome: {outcome:?}"
-    ))
+/// A typed reply taken out of an [`Outcome`]: each command's caller asks for
+/// the type its command produces. A mismatch is a bug in this server, never a
+/// caller's mistake.
+pub trait FromOutcome: Sized {
+    fn from_outcome(outcome: Outcome) -> Option<Self>;
 }
 
-/// Runs `command` on the core at time `now`. Call with the core lock held and
-/// commit the core's events afterwards ([`Hub::apply_locked`] does both).
-pub fn apply(
-    hub: &Hub,
-    core: &mut Dispatcher,
-    command: Command,
-    now: Millis,
-) -> Result<Outcome, Status> {
-    Ok(match command {
-        Command::RegisterUnit(req) => {
-            let profile = from_wire::unit_profile(req)?;
-            let (unit, created) = core.register_unit(profile, now).into_status()?;
-            Outcome::Unit { unit, created }
-        }
-        Command::Pings(pings) => Outcome::Pings(apply_pings(core, &pings, now)),
-        Command::UpdateStatus(req) => {
-            let status = from_wire::unit_status("status", req.status)?;
-            let unit = core
-                .update_unit_status(&req.unit_id, status, now)
-                .into_status()?;
-            Outcome::Unit {
-                unit,
-                created: false,
-            }
-        }
-        Command::RegisterCamera(req) => {
-            let camera = from_wire::camera(req.camera)?;
-            let (camera, created) = core.register_camera(camera).into_status()?;
-            Outcome::Camera { camera, created }
-        }
-        Command::PostAlert(req) => {
-            let alert = from_wire::new_alert(req);
-            Outcome::Alert(core.post_alert(alert, now).into_status()?)
-        }
-        Command::CreateIncident(req) => {
-            let new = from_wire::new_incident(req)?;
-            Outcome::Incident(core.create_incident(new, now).into_status()?)
-        }
-        Command::Dispatch(req) => {
-            let (incident, orders) = core
-                .dispatch(&req.incident_id, &req.unit_ids, &req.note, now)
-                .into_status()?;
-            Outcome::Dispatched { incident, orders }
-        }
-        Command::UpdateIncident(req) => {
-            let status = from_wire::incident_status("status", req.status)?;
-            let incident = core
-                .update_incident(&req.id, status, &req.note, now)
-                .into_status()?;
-            Outcome::Incident(incident)
-        }
-        Command::Tick { sweep } => {
-            let positions = hub.publish_positions(core, now);
-            if sweep {
-                core.sweep_offline(now);
-            }
-            Outcome::Ticked { positions }
-        }
+/// Takes `T` out of `outcome`, or reports the bug.
+pub fn expect<T: FromOutcome>(command: &'static str, outcome: Outcome) -> Result<T, ServerError> {
+    let shown = format!("{outcome:?}");
+    T::from_outcome(outcome).ok_or_else(|| {
+        ServerError::Internal(format!(
+            "{command} produced an unexpected outcome: {shown:.200}"
+        ))
     })
 }
 
-/// At most this many refused pings are itemised per batch (all are counted).
-pub const MAX_ITEMISED_REJECTIONS: usize = 1000;
-
-fn apply_pings(core: &mut Dispatcher, raw: &[Bytes], now: Millis) -> PingsOutcome {
-    let mut out = PingsOutcome::default();
-    let mut reject = |index: usize, unit_id: &str, reason: pb::PingRejectReason, message| {
-        out.rejected += 1;
-        if out.rejections.len() < MAX_ITEMISED_REJECTIONS {
-            out.rejections.push(pb::PingRejection {
-                index: index as u64,
-                unit_id: unit_id.chars().take(128).collect(),
-                reason: reason as i32,
-                message,
-            });
-        }
-    };
-    let (mut accepted, mut duplicates) = (0, 0);
-    for (i, bytes) in raw.iter().enumerate() {
-        let view = match parse_ping(bytes) {
-            Ok(view) => view,
-            Err(error) => {
-                let message = match error {
-                    PingParseError::UnitIdNotUtf8 => "unit_id is not valid UTF-8".to_string(),
-                    PingParseError::Malformed(why) => format!("not a valid Ping: {why}"),
-                };
-                reject(i, "", pb::PingRejectReason::Malformed, message);
-                continue;
-            }
-        };
-        match core.apply_ping(&from_wire::ping(&view), now) {
-            Ok(PingOutcome::Moved) => accepted += 1,
-            Ok(PingOutcome::Duplicate) => duplicates += 1,
-            Err(rejection) => reject(
-                i,
-                view.unit_id,
-                to_wire::ping_reject_reason(&rejection),
-                rejection.message(view.unit_id),
-            ),
+impl FromOutcome for (Unit, bool) {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Unit { unit, created } => Some((unit, created)),
+            _ => None,
         }
     }
-    out.accepted = accepted;
-    out.duplicates = duplicates;
-    out
+}
+
+impl FromOutcome for Unit {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        <(Unit, bool)>::from_outcome(outcome).map(|(unit, _)| unit)
+    }
+}
+
+impl FromOutcome for PingsOutcome {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Pings(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for (Camera, bool) {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Camera { camera, created } => Some((camera, created)),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for AlertOutcome {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Alert(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for Incident {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Incident(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for (Incident, Vec<Order>) {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Dispatched { incident, orders } => Some((incident, orders)),
+            _ => None,
+        }
+    }
+}
+
+/// The count of positions a tick published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticked(pub usize);
+
+impl FromOutcome for Ticked {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Ticked { positions } => Some(Ticked(positions)),
+            _ => None,
+        }
+    }
 }

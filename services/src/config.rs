@@ -21,7 +21,10 @@ pub struct Config {
     pub grpc: SocketAddr,
     /// HTTP listen address (`/metrics`, `/healthz`).
     pub http: SocketAddr,
-    /// This node's name; prefixes server-assigned ids ("a:inc-1") when set.
+    /// This node's name: it names the node in every actor of the audit trail
+    /// (default: the gRPC address), and in memory it prefixes server-assigned
+    /// ids ("a:inc-1") when set. With Redis ids carry no prefix: they come
+    /// from the region's shared log.
     pub node_id: String,
     pub units: UnitsConfig,
     pub watch: WatchConfig,
@@ -29,6 +32,10 @@ pub struct Config {
     pub demo: DemoConfig,
     /// Durable, shared state in Redis; off (in memory) unless `urls` is set.
     pub redis: RedisConfig,
+    /// Sizes a request may have.
+    pub limits: LimitsConfig,
+    /// Remembered `request_id`s, for retries.
+    pub requests: RequestsConfig,
     /// How long shutdown waits for streams and calls to finish, milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -59,6 +66,30 @@ pub struct WatchConfig {
     pub max_positions_per_event: usize,
     /// Messages buffered per subscriber before it waits for the client.
     pub subscriber_buffer: usize,
+    /// Subscribers connecting within this long of each other share one
+    /// snapshot (built once under the core lock), milliseconds.
+    pub snapshot_reuse_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request or stream message, encoded bytes; larger ones get
+    /// RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    /// Most pings in one ReportPositions batch (it bounds how long one batch
+    /// holds the core lock); a larger batch ends the stream with
+    /// RESOURCE_EXHAUSTED, the batches before it kept.
+    pub max_batch_pings: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestsConfig {
+    /// How long a `request_id` is remembered, milliseconds.
+    pub ttl_ms: i64,
+    /// At most this many are remembered (the oldest are forgotten first).
+    pub max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -74,9 +105,14 @@ pub struct RedisConfig {
     /// a region must use the same value (and the same `units`, `alerts` and
     /// `watch.max_positions_per_event` settings, which shape the shared state).
     pub region: String,
-    /// Changes waiting for Redis at once. When full a caller waits up to
-    /// `queue_wait_ms`, then gets ResourceExhausted: backpressure, not memory.
+    /// Routine changes (pings, registrations) waiting for Redis at once.
+    /// When full a caller waits up to `queue_wait_ms`, then gets
+    /// ResourceExhausted: backpressure, not memory.
     pub max_in_flight: usize,
+    /// The same for urgent changes (incidents, dispatch, alerts, status,
+    /// ticks), which have their own lane and connection so a ping flood never
+    /// holds them up.
+    pub urgent_max_in_flight: usize,
     pub queue_wait_ms: u64,
     /// How long a caller waits for its stored change to be applied here.
     pub apply_timeout_ms: u64,
@@ -91,6 +127,9 @@ pub struct RedisConfig {
     pub checkpoint_interval_ms: u64,
     /// Log entries younger than this are never trimmed, milliseconds.
     pub keep_ms: u64,
+    /// Records written per Redis call while checkpointing (bounds how long
+    /// Redis is busy with one call).
+    pub checkpoint_chunk: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -122,6 +161,8 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             demo: DemoConfig::default(),
             redis: RedisConfig::default(),
+            limits: LimitsConfig::default(),
+            requests: RequestsConfig::default(),
             shutdown_grace_ms: 5_000,
         }
     }
@@ -146,6 +187,26 @@ impl Default for WatchConfig {
             history_bytes: 128 << 20,
             max_positions_per_event: 1_000,
             subscriber_buffer: 256,
+            snapshot_reuse_ms: 1_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 << 20,
+            max_batch_pings: 10_000,
+        }
+    }
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        let core = patrol_dispatcher::DispatcherConfig::default();
+        Self {
+            ttl_ms: core.request_ttl_ms,
+            max: core.max_requests,
         }
     }
 }
@@ -156,13 +217,15 @@ impl Default for RedisConfig {
             urls: Vec::new(),
             cluster: false,
             region: "default".to_string(),
-            max_in_flight: 4096,
+            max_in_flight: 1024,
+            urgent_max_in_flight: 256,
             queue_wait_ms: 2_000,
             apply_timeout_ms: 10_000,
             response_timeout_ms: 3_000,
             checkpoint_entries: 200_000,
             checkpoint_interval_ms: 60_000,
             keep_ms: 600_000,
+            checkpoint_chunk: 1_000,
         }
     }
 }
@@ -267,8 +330,24 @@ impl Config {
             self.redis.urls.len()
         );
         anyhow::ensure!(
-            self.redis.max_in_flight >= 1,
-            "redis.max_in_flight must be >= 1"
+            self.redis.max_in_flight >= 1 && self.redis.urgent_max_in_flight >= 1,
+            "redis.max_in_flight and redis.urgent_max_in_flight must be >= 1"
+        );
+        anyhow::ensure!(
+            self.redis.checkpoint_chunk >= 1,
+            "redis.checkpoint_chunk must be >= 1"
+        );
+        anyhow::ensure!(
+            self.limits.max_message_bytes >= 1 << 10,
+            "limits.max_message_bytes must be >= 1024"
+        );
+        anyhow::ensure!(
+            self.limits.max_batch_pings >= 1,
+            "limits.max_batch_pings must be >= 1"
+        );
+        anyhow::ensure!(
+            self.requests.ttl_ms >= 0 && self.requests.max >= 1,
+            "requests.ttl_ms must be >= 0 and requests.max >= 1"
         );
         anyhow::ensure!(
             self.redis.response_timeout_ms >= 100,
@@ -297,8 +376,10 @@ impl Config {
                 min_confidence: self.alerts.min_confidence,
                 ..Default::default()
             },
+            request_ttl_ms: self.requests.ttl_ms,
+            max_requests: self.requests.max,
             // With Redis every node of a region applies the same log and must
-            // hand out the same ids, so the prefix is the region's.
+            // hand out the same ids, so there is no per-node prefix.
             id_prefix: if self.redis.enabled() || self.node_id.is_empty() {
                 String::new()
             } else {

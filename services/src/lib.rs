@@ -1,33 +1,46 @@
 //! `patrold`: the patrol dispatch server. tonic services over the pure
-//! [`patrol_dispatcher`] core, all state in memory by default.
+//! [`patrol_dispatcher`] core, all state in memory by default, or durable and
+//! shared by several nodes in Redis.
 //!
-//! # Concurrency
-//! One mutex around the core, one ordered event log beside it (see [`hub`] for
-//! why this beats an actor here): ingest takes the lock once per ping batch, a
-//! change and its log entries are made in one critical section, and every
-//! command-room subscriber reads the log at its own pace from its own task.
-//! Positions are coalesced per unit and published once per interval.
+//! # How a change flows
+//! A request is converted and validated once ([`convert::from_wire`]),
+//! stamped with who sent it and when ([`hub::Origin`]), and becomes an
+//! [`command::Envelope`]. The [`sequencer`] orders it: in memory it is
+//! applied at once; with Redis it is appended to the region's log first
+//! ([`durable`]) and every node applies the log in order. The
+//! [`node::NodeState`] applies it to the core, logs its events for the
+//! command room and routes new orders to terminals. Errors are one type,
+//! [`error::ServerError`], mapped to gRPC codes in one place.
 //!
 //! # Layout
 //! - [`config`]: the one versioned configuration struct.
-//! - [`command`]: every change as one value, and the one place applying it.
-//! - [`durable`]: Redis: the region's log, replay, checkpoints.
-//! - [`hub`]: shared state: core + event log + terminal order routes; the lock design.
-//! - [`api`]: the four gRPC services.
-//! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync).
+//! - [`command`]: every change as one validated value, its envelope and lane.
 //! - [`convert`]: wire ↔ domain, one module per direction.
-//! - [`status`]: the one place mapping domain errors to gRPC codes.
+//! - [`error`]: [`error::ServerError`] and its gRPC / HTTP codes.
+//! - [`node`]: the synchronous node state (core, command-room log, order
+//!   routes, shared snapshots); the lock design.
+//! - [`sequencer`]: where commands are ordered (memory or Redis).
+//! - [`durable`]: Redis: the region's log, its lanes, the log reader,
+//!   checkpoints.
+//! - [`hub`]: the typed methods the services call.
+//! - [`api`]: the four gRPC services.
+//! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
+//!   boxes).
 //! - [`telemetry`]: metric names, the Prometheus recorder and the HTTP server.
+//! - [`clock`]: the only clock the server reads.
 //! - [`server`]: start, serve and shut down one node.
 
 pub mod api;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod convert;
 pub mod durable;
+pub mod error;
 pub mod hub;
+pub mod node;
+pub mod sequencer;
 pub mod server;
-pub mod status;
 pub mod telemetry;
 pub mod watch;
 

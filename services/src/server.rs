@@ -19,10 +19,13 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{CameraApi, CommandRoomApi, IncidentApi, UnitApi};
-use crate::command::{Command, Outcome};
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::durable::{self, RedisLog};
-use crate::hub::{Hub, HubStart, now_ms, shutdown_started};
+use crate::durable::RedisLog;
+use crate::durable::reader::Reader;
+use crate::hub::{self, Hub, shutdown_started};
+use crate::node::{NodeStart, NodeState};
+use crate::sequencer::Sequencer;
 use crate::telemetry as m;
 
 /// The fully qualified names of the four patrol services (for health checks).
@@ -111,7 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tickers.push(reader);
         hub
     } else {
-        Hub::new(config)
+        Hub::in_memory(config)
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -129,25 +132,33 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    let max_message = hub.config.limits.max_message_bytes;
     let router = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            crate::error::map_too_large,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
             patrol_proto::shared::unit_service_server::UnitServiceServer::new(UnitApi::new(
                 hub.clone(),
-            )),
+            ))
+            .max_decoding_message_size(max_message),
         )
-        .add_service(pb::camera_service_server::CameraServiceServer::new(
-            CameraApi::new(hub.clone()),
-        ))
-        .add_service(pb::incident_service_server::IncidentServiceServer::new(
-            IncidentApi::new(hub.clone()),
-        ))
+        .add_service(
+            pb::camera_service_server::CameraServiceServer::new(CameraApi::new(hub.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::incident_service_server::IncidentServiceServer::new(IncidentApi::new(hub.clone()))
+                .max_decoding_message_size(max_message),
+        )
         .add_service(
             patrol_proto::shared::command_room_server::CommandRoomServer::new(CommandRoomApi::new(
                 hub.clone(),
-            )),
+            ))
+            .max_decoding_message_size(max_message),
         );
     let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let grpc = tokio::spawn(
@@ -176,6 +187,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 /// serves nothing stale), with the log reader running.
 async fn open_durable(config: Config) -> anyhow::Result<(Arc<Hub>, JoinHandle<()>)> {
     let (log, start) = RedisLog::open(&config).await?;
+    let log = Arc::new(log);
     let (core, last_seq, after) = match start.checkpoint {
         Some(checkpoint) => (
             patrol_dispatcher::Dispatcher::restore(config.dispatcher(), checkpoint.state).map_err(
@@ -191,35 +203,39 @@ async fn open_durable(config: Config) -> anyhow::Result<(Arc<Hub>, JoinHandle<()
         ),
     };
     let region = config.redis.region.clone();
-    let hub = Hub::from_start(
-        config,
-        HubStart {
+    let node = Arc::new(NodeState::new(
+        hub::settings(&config),
+        NodeStart {
             core,
             epoch: start.epoch,
             last_seq,
-            durable: Some(log.clone()),
         },
-    );
+    ));
     let (caught_up, ready) = tokio::sync::oneshot::channel();
     let started = std::time::Instant::now();
-    let reader = tokio::spawn(durable::run_reader(
-        hub.clone(),
-        log,
-        after.clone(),
-        Some(caught_up),
-    ));
+    let reader = tokio::spawn(
+        Reader {
+            node: node.clone(),
+            log: log.clone(),
+            dispatcher: config.dispatcher(),
+            future_tolerance_ms: config.units.future_tolerance_ms,
+            after: after.clone(),
+            caught_up: Some(caught_up),
+        }
+        .run(),
+    );
     ready
         .await
         .context("the log reader stopped before catching up")?;
     tracing::info!(
         region = %region,
         checkpoint = %after,
-        replayed_to_seq = hub.last_seq(),
-        units = hub.core().units().len(),
+        replayed_to_seq = node.last_seq(),
+        units = node.read(|core| core.units().len()),
         took_ms = started.elapsed().as_millis() as u64,
         "rebuilt from redis"
     );
-    Ok((hub, reader))
+    Ok((Hub::new(config, node, Sequencer::Redis(log)), reader))
 }
 
 /// Publishes coalesced positions once per `position_interval`, and announces
@@ -237,21 +253,20 @@ async fn tick(hub: Arc<Hub>) {
     loop {
         interval.tick().await;
         let now = now_ms();
-        let (last_tick, last_sweep) = hub.last_ticks();
+        let (last_tick, last_sweep) = hub.node().last_ticks();
         if now - last_tick < interval_ms * 9 / 10 {
             continue;
         }
         let sweep = now - last_sweep >= sweep_ms;
-        match hub.execute(Command::Tick { sweep }).await {
-            Ok(Outcome::Ticked { positions }) => {
+        match hub.tick(sweep).await {
+            Ok(positions) => {
                 failures = 0;
                 metrics::counter!(m::POSITIONS_PUBLISHED).increment(positions as u64);
             }
-            Ok(_) => {}
-            Err(status) => {
+            Err(err) => {
                 failures += 1;
                 if failures.is_power_of_two() {
-                    tracing::warn!(error = %status.message(), failures, "tick not stored");
+                    tracing::warn!(error = %err, failures, "tick not stored");
                 }
             }
         }
@@ -265,7 +280,7 @@ async fn unit_gauges(hub: Arc<Hub>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let counts = hub.core().units().count_by_status(now_ms());
+        let counts = hub.read(|core| core.units().count_by_status(now_ms()));
         for (status, count) in counts {
             metrics::gauge!(m::UNITS, "status" => status.as_str()).set(count as f64);
         }

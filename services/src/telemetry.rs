@@ -27,6 +27,9 @@ pub const REDIS_ERRORS: &str = "patrol_redis_errors_total";
 pub const REDIS_QUEUE_FULL: &str = "patrol_redis_queue_full_total";
 pub const LOG_ENTRIES_APPLIED: &str = "patrol_log_entries_applied_total";
 pub const CHECKPOINT_SECONDS: &str = "patrol_checkpoint_seconds";
+pub const LOG_RELOADS: &str = "patrol_log_reloads_total";
+pub const WATCH_SNAPSHOTS: &str = "patrol_watch_snapshots_total";
+pub const MESSAGES_TOO_LARGE: &str = "patrol_messages_too_large_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -104,6 +107,18 @@ fn describe() {
         CHECKPOINT_SECONDS,
         Unit::Seconds,
         "time to write a checkpoint to Redis"
+    );
+    describe_counter!(
+        LOG_RELOADS,
+        "times this node fell behind the log's trim point and rebuilt from the checkpoint"
+    );
+    describe_counter!(
+        WATCH_SNAPSHOTS,
+        "snapshots sent to new or resynced subscribers, by whether one was built or shared"
+    );
+    describe_counter!(
+        MESSAGES_TOO_LARGE,
+        "requests refused for exceeding limits.max_message_bytes"
     );
 }
 

@@ -6,25 +6,32 @@
 //! If it waits so long that the log drops events it has not sent, it tells the
 //! client (`Resync { LAGGED, missed }`) and sends a fresh snapshot: never a
 //! silent gap.
+//!
+//! Every subscriber sends the log's shared encoding of each event; one with a
+//! bounding box decides from the event's domain value whether it lies inside
+//! (no decoding), re-encodes only position batches that are partly inside,
+//! and tells the client when a unit it was showing leaves the box
+//! (`PositionBatch.left_area`), so screens show no ghosts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use patrol_dispatcher::BoundingBox;
+use patrol_dispatcher::{BoundingBox, Event, UnitFilter};
 use patrol_proto::shared::EncodedWatchEvent;
 use patrol_proto::v1 as pb;
 use pb::watch_event::Kind;
-use prost::Message;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+use crate::clock::now_ms;
 use crate::convert::to_wire;
-use crate::hub::{Hub, ReadResult, now_ms, shutdown_started};
+use crate::hub::{Hub, shutdown_started};
+use crate::node::log::{EventBody, LoggedEvent, ReadResult};
+use crate::node::snapshot::SharedSnapshot;
 use crate::telemetry as m;
 
 /// Events read from the log per wake-up.
 const READ_BATCH: usize = 256;
-/// Units, cameras or incidents per snapshot chunk.
-const SNAPSHOT_CHUNK: usize = 500;
 
 type Tx = mpsc::Sender<Result<EncodedWatchEvent, Status>>;
 
@@ -35,15 +42,22 @@ pub struct Subscriber {
     hub: Arc<Hub>,
     bbox: Option<BoundingBox>,
     tx: Tx,
+    /// With a box: the units the client was last told are inside it.
+    inside: HashSet<String>,
 }
 
 impl Subscriber {
     pub fn new(hub: Arc<Hub>, bbox: Option<BoundingBox>, tx: Tx) -> Self {
-        Self { hub, bbox, tx }
+        Self {
+            hub,
+            bbox,
+            tx,
+            inside: HashSet::new(),
+        }
     }
 
     /// Runs until the client disconnects or the server shuts down.
-    pub async fn run(self, resume_after: u64, resume_epoch: u64) {
+    pub async fn run(mut self, resume_after: u64, resume_epoch: u64) {
         metrics::gauge!(m::WATCH_SUBSCRIBERS).increment(1.0);
         let stop = shutdown_started(self.hub.shutdown_signal());
         tokio::select! {
@@ -53,29 +67,55 @@ impl Subscriber {
         metrics::gauge!(m::WATCH_SUBSCRIBERS).decrement(1.0);
     }
 
-    async fn stream(&self, resume_after: u64, resume_epoch: u64) -> Result<(), Closed> {
-        let mut head = self.hub.head();
-        let resumable = resume_after > 0
-            && resume_epoch == self.hub.epoch()
-            && self.hub.can_resume_after(resume_after);
+    async fn stream(&mut self, resume_after: u64, resume_epoch: u64) -> Result<(), Closed> {
+        let node = self.hub.node().clone();
+        let mut head = node.head();
+        let same_epoch = resume_epoch == node.epoch();
+        let resumable = resume_after > 0 && same_epoch && node.can_resume_after(resume_after);
         let mut cursor = if resumable {
+            if let Some(bbox) = self.bbox {
+                // The client's view is not known here: assume it shows what is
+                // inside the box now.
+                let filter = UnitFilter {
+                    bbox: Some(bbox),
+                    ..Default::default()
+                };
+                self.inside = self.hub.read(|core| {
+                    core.list_units(&filter, 0, usize::MAX, now_ms())
+                        .0
+                        .into_iter()
+                        .map(|u| u.profile.id)
+                        .collect()
+                });
+            }
             resume_after + 1
         } else {
+            let snapshot = self.hub.snapshots().get(&node).await;
             if resume_after > 0 {
-                self.resync(pb::ResyncReason::HistoryUnavailable, 0).await?;
+                let missed = if same_epoch {
+                    snapshot.seq.saturating_sub(resume_after)
+                } else {
+                    0
+                };
+                self.resync(pb::ResyncReason::HistoryUnavailable, missed)
+                    .await?;
             }
-            self.send_snapshot().await? + 1
+            self.send_snapshot(&snapshot).await?
         };
         loop {
             // Mark the head as seen before reading, so a commit racing with the
             // read still wakes us.
             head.borrow_and_update();
-            match self.hub.read_log(cursor, READ_BATCH) {
-                ReadResult::Lagged { missed } => {
+            match node.read_log(cursor, READ_BATCH) {
+                ReadResult::Lagged { first } => {
                     metrics::counter!(m::WATCH_RESYNCS).increment(1);
-                    tracing::warn!(cursor, missed, "watch subscriber lagged; resyncing");
+                    let snapshot = self.hub.snapshots().get(&node).await;
+                    // Everything after the last event sent, up to the
+                    // snapshot, reaches the client only through the snapshot.
+                    let missed = snapshot.seq.saturating_sub(cursor - 1);
+                    tracing::warn!(cursor, first, missed, "watch subscriber lagged; resyncing");
                     self.resync(pb::ResyncReason::Lagged, missed).await?;
-                    cursor = self.send_snapshot().await? + 1;
+                    cursor = self.send_snapshot(&snapshot).await?;
                 }
                 ReadResult::Events(events) if events.is_empty() => {
                     head.changed().await.map_err(|_| Closed)?;
@@ -85,25 +125,21 @@ impl Subscriber {
                     metrics::histogram!(m::WATCH_LAG).record(lag as f64);
                     for event in events {
                         cursor = event.seq + 1;
-                        let event = match &self.bbox {
-                            None => event.encoded,
-                            Some(bbox) => match filtered(bbox, &event.encoded) {
-                                Some(event) => EncodedWatchEvent::encode(&event),
-                                None => continue,
-                            },
+                        let message = match self.bbox {
+                            None => Some(event.encoded().clone()),
+                            Some(bbox) => self.filtered(&bbox, &event),
                         };
-                        self.tx.send(Ok(event)).await.map_err(|_| Closed)?;
+                        if let Some(message) = message {
+                            self.tx.send(Ok(message)).await.map_err(|_| Closed)?;
+                        }
                     }
                 }
             }
         }
     }
 
-    async fn send(&self, event: pb::WatchEvent) -> Result<(), Closed> {
-        self.tx
-            .send(Ok(EncodedWatchEvent::encode(&event)))
-            .await
-            .map_err(|_| Closed)
+    async fn send(&self, event: EncodedWatchEvent) -> Result<(), Closed> {
+        self.tx.send(Ok(event)).await.map_err(|_| Closed)
     }
 
     async fn resync(&self, reason: pb::ResyncReason, missed: u64) -> Result<(), Closed> {
@@ -111,111 +147,76 @@ impl Subscriber {
             reason: reason as i32,
             missed,
         };
-        self.send(pb::WatchEvent {
+        self.send(EncodedWatchEvent::encode(&pb::WatchEvent {
             seq: 0,
             time_unix_ms: now_ms(),
             kind: Some(Kind::Resync(resync)),
-        })
+        }))
         .await
     }
 
-    /// Sends a consistent snapshot in chunks and returns the seq it reflects.
-    async fn send_snapshot(&self) -> Result<u64, Closed> {
-        let (snapshot, seq) = self.hub.snapshot();
-        let time = now_ms();
-        let inside = |p: Option<patrol_dispatcher::LonLat>| match (&self.bbox, p) {
-            (None, _) => true,
-            (Some(b), Some(p)) => b.contains(&p),
-            (Some(_), None) => false,
-        };
-        let units: Vec<_> = snapshot
-            .units
-            .iter()
-            .filter(|u| inside(u.fix.map(|f| f.at)))
-            .collect();
-        let cameras: Vec<_> = snapshot
-            .cameras
-            .iter()
-            .filter(|c| inside(Some(c.at)))
-            .collect();
-        let incidents: Vec<_> = snapshot
-            .incidents
-            .iter()
-            .filter(|i| inside(Some(i.location)))
-            .collect();
-        let chunk = |c: pb::SnapshotChunk| pb::WatchEvent {
-            seq,
-            time_unix_ms: time,
-            kind: Some(Kind::Snapshot(c)),
-        };
-        for part in units.chunks(SNAPSHOT_CHUNK) {
-            let units = part.iter().map(|u| to_wire::unit(u)).collect();
-            self.send(chunk(pb::SnapshotChunk {
-                units,
-                ..Default::default()
-            }))
-            .await?;
+    /// Sends a consistent snapshot and returns the cursor after it.
+    async fn send_snapshot(&mut self, snapshot: &SharedSnapshot) -> Result<u64, Closed> {
+        if let Some(bbox) = &self.bbox {
+            self.inside = snapshot.unit_ids_inside(bbox).into_iter().collect();
         }
-        for part in cameras.chunks(SNAPSHOT_CHUNK) {
-            let cameras = part.iter().map(|c| to_wire::camera(c)).collect();
-            self.send(chunk(pb::SnapshotChunk {
-                cameras,
-                ..Default::default()
-            }))
-            .await?;
+        for event in snapshot.events(self.bbox.as_ref()) {
+            self.send(event).await?;
         }
-        for part in incidents.chunks(SNAPSHOT_CHUNK) {
-            let incidents = part.iter().map(|i| to_wire::incident(i)).collect();
-            self.send(chunk(pb::SnapshotChunk {
-                incidents,
-                ..Default::default()
-            }))
-            .await?;
-        }
-        let end = pb::SnapshotEnd {
-            seq,
-            units: units.len() as u64,
-            cameras: cameras.len() as u64,
-            incidents: incidents.len() as u64,
-            log_epoch: self.hub.epoch(),
-        };
-        self.send(pb::WatchEvent {
-            seq,
-            time_unix_ms: time,
-            kind: Some(Kind::SnapshotEnd(end)),
-        })
-        .await?;
-        Ok(seq)
+        Ok(snapshot.seq + 1)
     }
-}
 
-/// The event as a subscriber with `bbox` should see it, or `None` when it lies
-/// outside the box (positions are filtered one by one).
-fn filtered(bbox: &BoundingBox, encoded: &EncodedWatchEvent) -> Option<pb::WatchEvent> {
-    let event = pb::WatchEvent::decode(encoded.0.clone()).ok()?;
-    let inside = |lon: f64, lat: f64| bbox.contains(&patrol_dispatcher::LonLat::new(lon, lat));
-    let keep = match event.kind.as_ref()? {
-        Kind::Positions(batch) => {
-            let positions: Vec<_> = batch
-                .positions
-                .iter()
-                .filter(|p| p.fix.as_ref().is_some_and(|f| inside(f.lon, f.lat)))
-                .cloned()
-                .collect();
-            if positions.is_empty() {
-                return None;
+    /// What a subscriber with `bbox` is sent for `event`, if anything.
+    fn filtered(&mut self, bbox: &BoundingBox, event: &LoggedEvent) -> Option<EncodedWatchEvent> {
+        match &event.body {
+            EventBody::Positions(positions) => {
+                let all_inside = event.extent.is_some_and(|e| bbox.contains_box(&e));
+                if all_inside {
+                    self.inside
+                        .extend(positions.iter().map(|(id, _)| id.clone()));
+                    return Some(event.encoded().clone());
+                }
+                let mut batch = pb::PositionBatch::default();
+                for (id, fix) in positions {
+                    if bbox.contains(&fix.at) {
+                        if !self.inside.contains(id) {
+                            self.inside.insert(id.clone());
+                        }
+                        batch.positions.push(to_wire::position((id.clone(), *fix)));
+                    } else if self.inside.remove(id) {
+                        batch.left_area.push(to_wire::position((id.clone(), *fix)));
+                    }
+                }
+                if batch.positions.is_empty() && batch.left_area.is_empty() {
+                    return None;
+                }
+                Some(EncodedWatchEvent::encode(
+                    &event.to_wire(Kind::Positions(batch)),
+                ))
             }
-            return Some(pb::WatchEvent {
-                kind: Some(Kind::Positions(pb::PositionBatch { positions })),
-                ..event
-            });
+            EventBody::Core(Event::Unit(unit)) => {
+                let id = &unit.profile.id;
+                match unit.fix {
+                    Some(fix) if bbox.contains(&fix.at) => {
+                        self.inside.insert(id.clone());
+                        Some(event.encoded().clone())
+                    }
+                    Some(fix) if self.inside.remove(id) => {
+                        let left = pb::PositionBatch {
+                            positions: Vec::new(),
+                            left_area: vec![to_wire::position((id.clone(), fix))],
+                        };
+                        Some(EncodedWatchEvent::encode(
+                            &event.to_wire(Kind::Positions(left)),
+                        ))
+                    }
+                    _ => None,
+                }
+            }
+            EventBody::Core(_) => event
+                .location()
+                .is_some_and(|p| bbox.contains(&p))
+                .then(|| event.encoded().clone()),
         }
-        Kind::Unit(u) => u.fix.as_ref().is_some_and(|f| inside(f.lon, f.lat)),
-        Kind::Camera(c) => inside(c.lon, c.lat),
-        Kind::Alert(a) => a.location.as_ref().is_some_and(|p| inside(p.lon, p.lat)),
-        Kind::Incident(i) => i.location.as_ref().is_some_and(|p| inside(p.lon, p.lat)),
-        Kind::Order(o) => o.location.as_ref().is_some_and(|p| inside(p.lon, p.lat)),
-        Kind::Snapshot(_) | Kind::SnapshotEnd(_) | Kind::Resync(_) => true,
-    };
-    keep.then_some(event)
+    }
 }

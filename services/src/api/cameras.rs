@@ -4,10 +4,9 @@ use patrol_proto::v1 as pb;
 use pb::camera_service_server::CameraService;
 use tonic::{Request, Response, Status};
 
-use crate::command::{Command, Outcome, unexpected};
+use super::origin;
 use crate::convert::{from_wire, to_wire};
 use crate::hub::Hub;
-use crate::status::IntoStatus;
 use crate::telemetry as m;
 
 pub struct CameraApi {
@@ -26,14 +25,9 @@ impl CameraService for CameraApi {
         &self,
         request: Request<pb::RegisterCameraRequest>,
     ) -> Result<Response<pb::RegisterCameraResponse>, Status> {
-        let req = request.into_inner();
-        from_wire::camera(req.camera.clone())?
-            .validated()
-            .into_status()?;
-        let (camera, created) = match self.hub.execute(Command::RegisterCamera(req)).await? {
-            Outcome::Camera { camera, created } => (camera, created),
-            other => return Err(unexpected("RegisterCamera", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let camera = from_wire::camera(request.into_inner().camera)?;
+        let (camera, created) = self.hub.register_camera(origin, camera).await?;
         Ok(Response::new(pb::RegisterCameraResponse {
             camera: Some(to_wire::camera(&camera)),
             created,
@@ -45,7 +39,7 @@ impl CameraService for CameraApi {
         request: Request<pb::ListCamerasRequest>,
     ) -> Result<Response<pb::ListCamerasResponse>, Status> {
         let bbox = from_wire::bbox("bbox", request.into_inner().bbox.as_ref())?;
-        let cameras = self.hub.core().cameras(bbox.as_ref());
+        let cameras = self.hub.read(|core| core.cameras(bbox.as_ref()));
         Ok(Response::new(pb::ListCamerasResponse {
             cameras: cameras.iter().map(to_wire::camera).collect(),
         }))
@@ -55,11 +49,13 @@ impl CameraService for CameraApi {
         &self,
         request: Request<pb::PostAlertRequest>,
     ) -> Result<Response<pb::PostAlertResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = match self.hub.execute(Command::PostAlert(req)).await? {
-            Outcome::Alert(outcome) => outcome,
-            other => return Err(unexpected("PostAlert", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let alert = from_wire::new_alert(
+            request.into_inner(),
+            origin.time,
+            self.hub.config.units.future_tolerance_ms,
+        )?;
+        let outcome = self.hub.post_alert(origin, alert).await?;
         let result = match (&outcome.alert.incident_id, outcome.incident_created) {
             (Some(_), true) => "opened_incident",
             (Some(_), false) => "joined_incident",

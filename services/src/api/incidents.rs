@@ -5,10 +5,11 @@ use patrol_proto::v1 as pb;
 use pb::incident_service_server::IncidentService;
 use tonic::{Request, Response, Status};
 
-use crate::command::{Command, Outcome, unexpected};
+use super::origin;
+use crate::clock::now_ms;
 use crate::convert::{from_wire, to_wire};
-use crate::hub::{Hub, now_ms};
-use crate::status::IntoStatus;
+use crate::error::ServerError;
+use crate::hub::Hub;
 use crate::telemetry as m;
 
 const DEFAULT_LIST: usize = 1000;
@@ -29,12 +30,9 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::CreateIncidentRequest>,
     ) -> Result<Response<pb::CreateIncidentResponse>, Status> {
-        let req = request.into_inner();
-        from_wire::new_incident(req.clone())?;
-        let incident = match self.hub.execute(Command::CreateIncident(req)).await? {
-            Outcome::Incident(incident) => incident,
-            other => return Err(unexpected("CreateIncident", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let new = from_wire::new_incident(request.into_inner())?;
+        let incident = self.hub.create_incident(origin, new).await?;
         tracing::info!(incident = %incident.id, kind = %incident.kind, priority = incident.priority, "incident created");
         Ok(Response::new(pb::CreateIncidentResponse {
             incident: Some(to_wire::incident(&incident)),
@@ -48,10 +46,8 @@ impl IncidentService for IncidentApi {
         let id = request.into_inner().id;
         let incident = self
             .hub
-            .core()
-            .incident(&id)
-            .map(to_wire::incident)
-            .into_status()?;
+            .read(|core| core.incident(&id).map(to_wire::incident))
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::GetIncidentResponse {
             incident: Some(incident),
         }))
@@ -73,7 +69,7 @@ impl IncidentService for IncidentApi {
         } else {
             req.limit as usize
         };
-        let incidents = self.hub.core().list_incidents(&statuses, limit);
+        let incidents = self.hub.read(|core| core.list_incidents(&statuses, limit));
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: incidents.iter().map(to_wire::incident).collect(),
         }))
@@ -87,9 +83,8 @@ impl IncidentService for IncidentApi {
         let (target, query) = from_wire::recommend(request.into_inner())?;
         let recommendation = self
             .hub
-            .core()
-            .recommend(&target, &query, now_ms())
-            .into_status()?;
+            .read(|core| core.recommend(&target, &query, now_ms()))
+            .map_err(ServerError::from)?;
         let reply = to_wire::recommendation(&recommendation);
         metrics::histogram!(m::RECOMMEND_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(Response::new(reply))
@@ -100,12 +95,10 @@ impl IncidentService for IncidentApi {
         request: Request<pb::DispatchRequest>,
     ) -> Result<Response<pb::DispatchResponse>, Status> {
         let started = Instant::now();
-        let req = request.into_inner();
-        let unit_ids = req.unit_ids.clone();
-        let (incident, orders) = match self.hub.execute(Command::Dispatch(req)).await? {
-            Outcome::Dispatched { incident, orders } => (incident, orders),
-            other => return Err(unexpected("Dispatch", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let dispatch = from_wire::dispatch_request(request.into_inner())?;
+        let unit_ids = dispatch.unit_ids.clone();
+        let (incident, orders) = self.hub.dispatch(origin, dispatch).await?;
         metrics::histogram!(m::DISPATCH_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::info!(incident = %incident.id, units = ?unit_ids, "dispatched");
         Ok(Response::new(pb::DispatchResponse {
@@ -121,12 +114,10 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::UpdateIncidentRequest>,
     ) -> Result<Response<pb::UpdateIncidentResponse>, Status> {
-        let req = request.into_inner();
-        let status = from_wire::incident_status("status", req.status)?;
-        let incident = match self.hub.execute(Command::UpdateIncident(req)).await? {
-            Outcome::Incident(incident) => incident,
-            other => return Err(unexpected("UpdateIncident", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let update = from_wire::incident_update(request.into_inner())?;
+        let status = update.status;
+        let incident = self.hub.update_incident(origin, update).await?;
         tracing::info!(incident = %incident.id, status = status.as_str(), "incident updated");
         Ok(Response::new(pb::UpdateIncidentResponse {
             incident: Some(to_wire::incident(&incident)),

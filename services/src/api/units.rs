@@ -10,13 +10,15 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::command::{Command, MAX_ITEMISED_REJECTIONS, Outcome, unexpected};
+use super::origin;
+use crate::clock::now_ms;
+use crate::command::MAX_ITEMISED_REJECTIONS;
 use crate::convert::{from_wire, to_wire};
-use crate::hub::{Hub, ORDER_QUEUE, now_ms};
-use crate::status::IntoStatus;
+use crate::error::ServerError;
+use crate::hub::Hub;
+use crate::node::routes::ORDER_QUEUE;
 use crate::telemetry as m;
 
-/// At most this many rejections are itemised in a ReportPositions reply.
 /// ListUnits page sizes.
 const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
@@ -51,7 +53,7 @@ impl Stream for OrderStream {
 
 impl Drop for OrderStream {
     fn drop(&mut self) {
-        self.hub.close_orders(&self.unit_id, self.connection);
+        self.hub.node().close_orders(&self.unit_id, self.connection);
     }
 }
 
@@ -61,13 +63,9 @@ impl UnitService for UnitApi {
         &self,
         request: Request<pb::RegisterUnitRequest>,
     ) -> Result<Response<pb::RegisterUnitResponse>, Status> {
-        let req = request.into_inner();
-        // Checked before it is logged, so bad input never reaches the log.
-        from_wire::unit_profile(req.clone())?;
-        let (unit, created) = match self.hub.execute(Command::RegisterUnit(req)).await? {
-            Outcome::Unit { unit, created } => (unit, created),
-            other => return Err(unexpected("RegisterUnit", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let profile = from_wire::unit_profile(request.into_inner())?;
+        let (unit, created) = self.hub.register_unit(origin, profile).await?;
         Ok(Response::new(pb::RegisterUnitResponse {
             unit: Some(to_wire::unit(&unit)),
             created,
@@ -78,20 +76,45 @@ impl UnitService for UnitApi {
         &self,
         request: Request<Streaming<PingBatch>>,
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
+        let origin = origin(&self.hub, &request)?;
         let mut stream = request.into_inner();
         let mut reply = pb::ReportPositionsResponse::default();
         let mut index: u64 = 0;
-        while let Some(batch) = stream.message().await? {
+        let limit = self.hub.config.limits.max_batch_pings;
+        let tolerance = self.hub.config.units.future_tolerance_ms;
+        while let Some(batch) = stream.message().await.map_err(ServerError::from_stream)? {
             let count = batch.pings.len() as u64;
             if count == 0 {
                 continue;
             }
-            // In memory: applied now. With Redis: acknowledged only once the
-            // batch is in the region's log (and applied here).
-            let outcome = match self.hub.execute(Command::Pings(batch.pings)).await? {
-                Outcome::Pings(outcome) => outcome,
-                other => return Err(unexpected("ReportPositions", &other)),
-            };
+            if batch.pings.len() > limit {
+                return Err(ServerError::TooLarge {
+                    what: format!("ping batch {}", index),
+                    size: format!("{count} pings"),
+                    limit: format!("{limit} pings"),
+                    setting: "limits.max_batch_pings",
+                }
+                .into());
+            }
+            let mut origin = origin.clone();
+            origin.time = now_ms();
+            // The stateless checks here, so only pings that can apply reach the
+            // log; the rest is decided when the batch is applied.
+            let checked = from_wire::pings(batch.pings, origin.time, tolerance);
+            let mut outcome = checked.refused;
+            if !checked.kept.is_empty() {
+                // In memory: applied now. With Redis: acknowledged only once
+                // the batch is in the region's log (and applied here).
+                let applied = self.hub.report_pings(origin, checked.kept).await?;
+                outcome.accepted = applied.accepted;
+                outcome.duplicates = applied.duplicates;
+                outcome.rejected += applied.rejected;
+                for mut rejection in applied.rejections {
+                    rejection.index = u64::from(checked.index[rejection.index as usize]);
+                    outcome.rejections.push(rejection);
+                }
+                outcome.rejections.sort_by_key(|r| r.index);
+            }
             for mut rejection in outcome.rejections {
                 let reason = pb::PingRejectReason::try_from(rejection.reason).unwrap_or_default();
                 metrics::counter!(m::PINGS_REJECTED, "reason" => reason.as_str_name()).increment(1);
@@ -114,12 +137,9 @@ impl UnitService for UnitApi {
         &self,
         request: Request<pb::UpdateStatusRequest>,
     ) -> Result<Response<pb::UpdateStatusResponse>, Status> {
-        let req = request.into_inner();
-        from_wire::unit_status("status", req.status)?;
-        let unit = match self.hub.execute(Command::UpdateStatus(req)).await? {
-            Outcome::Unit { unit, .. } => unit,
-            other => return Err(unexpected("UpdateStatus", &other)),
-        };
+        let origin = origin(&self.hub, &request)?;
+        let (unit_id, status) = from_wire::status_report(request.into_inner())?;
+        let unit = self.hub.update_status(origin, unit_id, status).await?;
         Ok(Response::new(pb::UpdateStatusResponse {
             unit: Some(to_wire::unit(&unit)),
         }))
@@ -130,7 +150,10 @@ impl UnitService for UnitApi {
         request: Request<pb::GetUnitRequest>,
     ) -> Result<Response<pb::GetUnitResponse>, Status> {
         let id = request.into_inner().id;
-        let unit = self.hub.core().unit(&id, now_ms()).into_status()?;
+        let unit = self
+            .hub
+            .read(|core| core.unit(&id, now_ms()))
+            .map_err(ServerError::from)?;
         Ok(Response::new(pb::GetUnitResponse {
             unit: Some(to_wire::unit(&unit)),
         }))
@@ -145,9 +168,9 @@ impl UnitService for UnitApi {
         let limit = match req.limit as usize {
             0 => DEFAULT_PAGE,
             n if n > MAX_PAGE => {
-                return Err(Status::invalid_argument(format!(
-                    "invalid limit = {n}: must be at most {MAX_PAGE}"
-                )));
+                return Err(
+                    ServerError::bad("limit", n, format!("must be at most {MAX_PAGE}")).into(),
+                );
             }
             n => n,
         };
@@ -155,13 +178,16 @@ impl UnitService for UnitApi {
             0
         } else {
             req.page_token.parse::<usize>().map_err(|_| {
-                Status::invalid_argument(format!(
-                    "invalid page_token = {:?}: not a token this server issued",
-                    req.page_token
-                ))
+                ServerError::bad(
+                    "page_token",
+                    format!("{:?}", req.page_token),
+                    "not a token this server issued",
+                )
             })?
         };
-        let (units, next) = self.hub.core().list_units(&filter, start, limit, now_ms());
+        let (units, next) = self
+            .hub
+            .read(|core| core.list_units(&filter, start, limit, now_ms()));
         Ok(Response::new(pb::ListUnitsResponse {
             units: units.iter().map(to_wire::unit).collect(),
             next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
@@ -176,9 +202,9 @@ impl UnitService for UnitApi {
         request: Request<pb::ReceiveOrdersRequest>,
     ) -> Result<Response<Self::ReceiveOrdersStream>, Status> {
         let unit_id = request.into_inner().unit_id;
-        validate_id("unit_id", &unit_id).into_status()?;
+        validate_id("unit_id", &unit_id).map_err(ServerError::from)?;
         let (tx, rx) = mpsc::channel(ORDER_QUEUE);
-        let (connection, current) = self.hub.open_orders(&unit_id, tx.clone()).into_status()?;
+        let (connection, current) = self.hub.node().open_orders(&unit_id, tx.clone())?;
         if let Some(order) = current {
             // The queue is new and empty: this cannot be full.
             let _ = tx.try_send(Ok(to_wire::order(&order, pb::OrderState::Active)));

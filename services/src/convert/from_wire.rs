@@ -1,19 +1,32 @@
-//! Wire → domain.
+//! Wire → domain: each request becomes a validated domain value once, here,
+//! before anything is logged or applied. A missing or unknown field is a
+//! [`ServerError`] naming it and its value, never a panic; the stateless rules
+//! themselves live in the dispatcher (`validate` on each input type), so the
+//! edge and the core apply the same ones.
 
+use bytes::Bytes;
 use patrol_dispatcher as d;
-use patrol_proto::shared::PingView;
+use patrol_proto::shared::{PingParseError, PingView, parse_ping};
 use patrol_proto::v1 as pb;
-use tonic::Status;
 
-use crate::status::{IntoStatus, missing};
+use crate::command::PingsOutcome;
+use crate::convert::to_wire;
+use crate::error::ServerError;
 
-fn bad_enum(field: &str, value: i32, allowed: &str) -> Status {
-    Status::invalid_argument(format!(
-        "invalid {field} = {value}: must be one of {allowed}"
-    ))
+fn bad_enum(field: &str, value: i32, allowed: &str) -> ServerError {
+    ServerError::bad(field, value, format!("must be one of {allowed}"))
 }
 
-pub fn unit_kind(field: &str, value: i32) -> Result<d::UnitKind, Status> {
+/// An optional caller-chosen id: empty means none.
+fn optional_id(field: &str, value: String) -> Result<Option<String>, ServerError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    d::error::validate_id(field, &value)?;
+    Ok(Some(value))
+}
+
+pub fn unit_kind(field: &str, value: i32) -> Result<d::UnitKind, ServerError> {
     match pb::UnitKind::try_from(value) {
         Ok(pb::UnitKind::Car) => Ok(d::UnitKind::Car),
         Ok(pb::UnitKind::Foot) => Ok(d::UnitKind::Foot),
@@ -23,7 +36,7 @@ pub fn unit_kind(field: &str, value: i32) -> Result<d::UnitKind, Status> {
     }
 }
 
-pub fn unit_status(field: &str, value: i32) -> Result<d::UnitStatus, Status> {
+pub fn unit_status(field: &str, value: i32) -> Result<d::UnitStatus, ServerError> {
     use pb::UnitStatus as S;
     match S::try_from(value) {
         Ok(S::Available) => Ok(d::UnitStatus::Available),
@@ -41,7 +54,7 @@ pub fn unit_status(field: &str, value: i32) -> Result<d::UnitStatus, Status> {
     }
 }
 
-pub fn incident_status(field: &str, value: i32) -> Result<d::IncidentStatus, Status> {
+pub fn incident_status(field: &str, value: i32) -> Result<d::IncidentStatus, ServerError> {
     use pb::IncidentStatus as S;
     match S::try_from(value) {
         Ok(S::New) => Ok(d::IncidentStatus::New),
@@ -57,7 +70,7 @@ pub fn incident_status(field: &str, value: i32) -> Result<d::IncidentStatus, Sta
     }
 }
 
-pub fn incident_source(value: i32) -> Result<d::IncidentSource, Status> {
+pub fn incident_source(value: i32) -> Result<d::IncidentSource, ServerError> {
     use pb::IncidentSource as S;
     match S::try_from(value) {
         Ok(S::Unspecified) | Ok(S::Operator) => Ok(d::IncidentSource::Operator),
@@ -67,12 +80,15 @@ pub fn incident_source(value: i32) -> Result<d::IncidentSource, Status> {
     }
 }
 
-pub fn lonlat(field: &str, p: Option<&pb::LonLat>) -> Result<d::LonLat, Status> {
-    let p = p.ok_or_else(|| missing(field))?;
-    d::LonLat::new(p.lon, p.lat).validated(field).into_status()
+pub fn lonlat(field: &str, p: Option<&pb::LonLat>) -> Result<d::LonLat, ServerError> {
+    let p = p.ok_or_else(|| ServerError::missing(field))?;
+    Ok(d::LonLat::new(p.lon, p.lat).validated(field)?)
 }
 
-pub fn bbox(field: &str, b: Option<&pb::BoundingBox>) -> Result<Option<d::BoundingBox>, Status> {
+pub fn bbox(
+    field: &str,
+    b: Option<&pb::BoundingBox>,
+) -> Result<Option<d::BoundingBox>, ServerError> {
     b.map(|b| {
         d::BoundingBox {
             west: b.west,
@@ -81,7 +97,7 @@ pub fn bbox(field: &str, b: Option<&pb::BoundingBox>) -> Result<Option<d::Boundi
             north: b.north,
         }
         .validated(field)
-        .into_status()
+        .map_err(ServerError::from)
     })
     .transpose()
 }
@@ -98,8 +114,56 @@ pub fn ping<'a>(p: &PingView<'a>) -> d::Ping<'a> {
     }
 }
 
-pub fn unit_profile(req: pb::RegisterUnitRequest) -> Result<d::UnitProfile, Status> {
-    Ok(d::UnitProfile {
+/// A ping batch at the edge: every ping that parses and passes the stateless
+/// checks at time `now` (kept encoded, with its index in `raw`), and the
+/// refusals of the others. What depends on state (an unknown unit, an older
+/// fix) is decided when the batch is applied.
+pub struct CheckedPings {
+    pub kept: Vec<Bytes>,
+    /// `index[i]` is the position in the received batch of `kept[i]`.
+    pub index: Vec<u32>,
+    pub refused: PingsOutcome,
+}
+
+pub fn pings(raw: Vec<Bytes>, now: d::Millis, future_tolerance_ms: d::Millis) -> CheckedPings {
+    let mut out = CheckedPings {
+        kept: Vec::with_capacity(raw.len()),
+        index: Vec::with_capacity(raw.len()),
+        refused: PingsOutcome::default(),
+    };
+    for (i, bytes) in raw.into_iter().enumerate() {
+        let checked = match parse_ping(&bytes) {
+            Ok(view) => ping(&view)
+                .check(now, future_tolerance_ms)
+                .map_err(|r| (view.unit_id.to_string(), r)),
+            Err(error) => {
+                let message = match error {
+                    PingParseError::UnitIdNotUtf8 => "unit_id is not valid UTF-8".to_string(),
+                    PingParseError::Malformed(why) => format!("not a valid Ping: {why}"),
+                };
+                out.refused
+                    .reject(i, "", pb::PingRejectReason::Malformed, message);
+                continue;
+            }
+        };
+        match checked {
+            Ok(()) => {
+                out.kept.push(bytes);
+                out.index.push(i as u32);
+            }
+            Err((unit_id, rejection)) => out.refused.reject(
+                i,
+                &unit_id,
+                to_wire::ping_reject_reason(&rejection),
+                rejection.message(&unit_id),
+            ),
+        }
+    }
+    out
+}
+
+pub fn unit_profile(req: pb::RegisterUnitRequest) -> Result<d::UnitProfile, ServerError> {
+    let profile = d::UnitProfile {
         kind: unit_kind("kind", req.kind)?,
         call_sign: if req.call_sign.is_empty() {
             req.id.clone()
@@ -108,11 +172,21 @@ pub fn unit_profile(req: pb::RegisterUnitRequest) -> Result<d::UnitProfile, Stat
         },
         id: req.id,
         capabilities: req.capabilities,
-    })
+    };
+    profile.validate()?;
+    Ok(profile)
 }
 
-pub fn camera(c: Option<pb::Camera>) -> Result<d::Camera, Status> {
-    let c = c.ok_or_else(|| missing("camera"))?;
+/// A status report: the unit and its new status.
+pub fn status_report(req: pb::UpdateStatusRequest) -> Result<(String, d::UnitStatus), ServerError> {
+    d::error::validate_id("unit_id", &req.unit_id)?;
+    let status = unit_status("status", req.status)?;
+    status.validate_reported()?;
+    Ok((req.unit_id, status))
+}
+
+pub fn camera(c: Option<pb::Camera>) -> Result<d::Camera, ServerError> {
+    let c = c.ok_or_else(|| ServerError::missing("camera"))?;
     Ok(d::Camera {
         id: c.id,
         name: c.name,
@@ -122,36 +196,70 @@ pub fn camera(c: Option<pb::Camera>) -> Result<d::Camera, Status> {
         fov_deg: c.fov_deg,
         range_m: c.range_m,
         ptz: c.ptz,
-    })
+    }
+    .validated()?)
 }
 
-pub fn new_alert(req: pb::PostAlertRequest) -> d::NewAlert {
-    d::NewAlert {
+/// An alert at time `now` (an alert without a time happened `now`).
+pub fn new_alert(
+    req: pb::PostAlertRequest,
+    now: d::Millis,
+    future_tolerance_ms: d::Millis,
+) -> Result<d::NewAlert, ServerError> {
+    let alert = d::NewAlert {
         camera_id: req.camera_id,
         time: (req.time_unix_ms != 0).then_some(req.time_unix_ms),
         label: req.label,
         confidence: req.confidence,
         snapshot_uri: req.snapshot_uri,
-    }
+        request_id: optional_id("request_id", req.request_id)?,
+    };
+    alert.validate(now, future_tolerance_ms)?;
+    Ok(alert)
 }
 
-pub fn new_incident(req: pb::CreateIncidentRequest) -> Result<d::NewIncident, Status> {
-    Ok(d::NewIncident {
+pub fn new_incident(req: pb::CreateIncidentRequest) -> Result<d::NewIncident, ServerError> {
+    let new = d::NewIncident {
         location: lonlat("location", req.location.as_ref())?,
         source: incident_source(req.source)?,
         kind: req.r#type,
         priority: (req.priority != 0).then_some(req.priority),
         description: req.description,
-    })
+        request_id: optional_id("request_id", req.request_id)?,
+    };
+    new.validate()?;
+    Ok(new)
 }
 
-pub fn recommend(req: pb::RecommendRequest) -> Result<(d::Target, d::UnitQuery), Status> {
+pub fn dispatch_request(req: pb::DispatchRequest) -> Result<d::DispatchRequest, ServerError> {
+    let request = d::DispatchRequest {
+        incident_id: req.incident_id,
+        unit_ids: req.unit_ids,
+        note: req.note,
+        request_id: optional_id("request_id", req.request_id)?,
+    };
+    request.validate()?;
+    Ok(request)
+}
+
+pub fn incident_update(req: pb::UpdateIncidentRequest) -> Result<d::IncidentUpdate, ServerError> {
+    let update = d::IncidentUpdate {
+        status: incident_status("status", req.status)?,
+        id: req.id,
+        note: req.note,
+        request_id: optional_id("request_id", req.request_id)?,
+    };
+    update.validate()?;
+    Ok(update)
+}
+
+pub fn recommend(req: pb::RecommendRequest) -> Result<(d::Target, d::UnitQuery), ServerError> {
     let target = match req.target {
         Some(pb::recommend_request::Target::IncidentId(id)) => d::Target::Incident(id),
         Some(pb::recommend_request::Target::Point(p)) => {
             d::Target::Point(d::LonLat::new(p.lon, p.lat))
         }
-        None => return Err(missing("target (incident_id or point)")),
+        None => return Err(ServerError::missing("target (incident_id or point)")),
     };
     let kinds = req
         .kinds
@@ -168,7 +276,7 @@ pub fn recommend(req: pb::RecommendRequest) -> Result<(d::Target, d::UnitQuery),
     Ok((target, query))
 }
 
-pub fn unit_filter(req: &pb::ListUnitsRequest) -> Result<d::UnitFilter, Status> {
+pub fn unit_filter(req: &pb::ListUnitsRequest) -> Result<d::UnitFilter, ServerError> {
     Ok(d::UnitFilter {
         statuses: req
             .statuses

@@ -116,8 +116,18 @@ pub fn incident(i: &d::Incident) -> pb::Incident {
                 time_unix_ms: a.time,
                 action: a.action.to_string(),
                 detail: a.detail.clone(),
+                actor: Some(actor(&a.actor)),
             })
             .collect(),
+    }
+}
+
+pub fn actor(a: &d::Actor) -> pb::Actor {
+    pb::Actor {
+        identity: a.identity.clone(),
+        role: a.role.clone(),
+        peer: a.peer.clone(),
+        node: a.node.clone(),
     }
 }
 

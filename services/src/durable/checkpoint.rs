@@ -1,49 +1,52 @@
-//! Checkpoints: the region's state in Redis hashes, so the log can be trimmed.
+//! Checkpoints: the region's state in Redis hashes, so the log can be trimmed
+//! and a node can start (or catch up) without replaying all of history.
 //!
-//! - `patrol:{region}:units`, `:cameras`, `:incidents`: one field per id, the
-//!   record as JSON (readable with `HGET` for an operator's eyes).
-//! - `patrol:{region}:meta`: `checkpoint` (the stream id the hashes reflect),
-//!   `event_seq` (the command-room seq at that point), `core` (id counters).
+//! **Layout.** Two sets of hashes, each a complete state as of some log
+//! entry: set "" (`patrol:{region}:units`, `:cameras`, `:incidents`) and set
+//! "b" (`patrol:{region}:units:b`, ...), one field per id, the record as JSON
+//! (readable with `HGET`). `patrol:{region}:meta` says which set is committed
+//! (`set`), the stream id it reflects (`checkpoint`), the command-room seq at
+//! that point (`event_seq`), the core's counters (`core`), and the log's trim
+//! point (`trimmed`). A checkpoint is written into the set that is *not*
+//! committed, in chunks, and committed by one small script that flips `set`:
+//! a starting node always loads a complete, consistent set, even when a
+//! writer dies halfway.
 //!
-//! A checkpoint is taken right after a `Tick` entry is applied (positions have
-//! just been published, so nothing is half-announced) once enough entries or
-//! time have passed. Only what changed since this node's previous checkpoint is
-//! written, in one Lua script that first checks the stored checkpoint is older
-//! than this one — so nodes may checkpoint concurrently and the hashes only
-//! ever move forward, always complete (every successful write covers the
-//! changes since the previous successful one, whoever wrote it). The same
-//! script trims the stream to what is newer than both the checkpoint and the
-//! retention window (`XTRIM MINID`).
+//! **Bounded stalls.** Records go to Redis in chunks of
+//! `redis.checkpoint_chunk` per call, so Redis never blocks on one huge
+//! script, and the writing runs in its own task: the log reader keeps
+//! applying entries meanwhile.
+//!
+//! **One writer per region.** A lease (`patrol:{region}:checkpointer`, the
+//! writer's instance id with a TTL) picks the node that writes; every chunk
+//! and the commit check it, so a writer that stalled past its lease can never
+//! overwrite what a newer writer wrote. Every node tracks what changed (so any
+//! can take over); a node writes a set in full the first time it writes it,
+//! and afterwards only the records changed since it last wrote that set.
+//!
+//! **When.** Right after a `Tick` entry is applied (positions have just been
+//! published, so nothing is half-announced), once `redis.checkpoint_entries`
+//! entries or `checkpoint_interval_ms` have passed. The commit also trims the
+//! stream to what is newer than both the checkpoint and `keep_ms`
+//! (`XTRIM MINID`) and records that trim point for lagging readers.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use patrol_dispatcher::Dispatcher;
 use patrol_dispatcher::persist::{CameraState, CoreMeta, CoreState, IncidentState, UnitState};
+use patrol_dispatcher::{Dispatcher, Event, Fix};
+use tokio::sync::oneshot;
 
 use super::{Conn, Keys, RedisLog};
-use crate::hub::{Hub, now_ms};
+use crate::clock::now_ms;
+use crate::node::ChangeSink;
 use crate::telemetry as m;
 
-/// What changed since the last checkpoint, by id.
-#[derive(Debug, Default)]
-pub struct Dirty {
-    pub units: HashSet<String>,
-    pub cameras: HashSet<String>,
-    pub incidents: HashSet<String>,
-}
+/// The two sets of checkpoint hashes.
+const SETS: [&str; 2] = ["", "b"];
 
-impl Dirty {
-    /// Adds `other` back (a write that failed).
-    pub fn absorb(&mut self, other: Dirty) {
-        self.units.extend(other.units);
-        self.cameras.extend(other.cameras);
-        self.incidents.extend(other.incidents);
-    }
-}
-
-/// A checkpoint read back at start.
+/// A checkpoint read back.
 pub struct Loaded {
     /// The stream id it reflects: replay starts after it.
     pub id: String,
@@ -51,7 +54,7 @@ pub struct Loaded {
     pub state: CoreState,
 }
 
-/// Reads the newest checkpoint, if any.
+/// Reads the newest committed checkpoint, if any.
 pub async fn load(conn: &mut Conn, keys: &Keys) -> anyhow::Result<Option<Loaded>> {
     let meta: HashMap<String, String> = redis::cmd("HGETALL")
         .arg(&keys.meta)
@@ -61,6 +64,8 @@ pub async fn load(conn: &mut Conn, keys: &Keys) -> anyhow::Result<Option<Loaded>
     let Some(id) = meta.get("checkpoint").cloned() else {
         return Ok(None);
     };
+    let set = meta.get("set").map(String::as_str).unwrap_or("");
+    anyhow::ensure!(SETS.contains(&set), "checkpoint set {set:?} is unknown");
     let event_seq = meta
         .get("event_seq")
         .context("checkpoint without event_seq")?
@@ -68,11 +73,12 @@ pub async fn load(conn: &mut Conn, keys: &Keys) -> anyhow::Result<Option<Loaded>
         .context("checkpoint event_seq")?;
     let core: CoreMeta = serde_json::from_str(meta.get("core").context("checkpoint without core")?)
         .context("checkpoint core meta")?;
-    let units: Vec<UnitState> = scan_hash(conn, &keys.units).await?;
-    let cameras: Vec<CameraState> = scan_hash(conn, &keys.cameras).await?;
-    let incidents: Vec<IncidentState> = scan_hash(conn, &keys.incidents).await?;
+    let units: Vec<UnitState> = scan_hash(conn, &keys.records(set, "units")).await?;
+    let cameras: Vec<CameraState> = scan_hash(conn, &keys.records(set, "cameras")).await?;
+    let incidents: Vec<IncidentState> = scan_hash(conn, &keys.records(set, "incidents")).await?;
     tracing::info!(
         checkpoint = %id,
+        set,
         event_seq,
         units = units.len(),
         cameras = cameras.len(),
@@ -89,6 +95,12 @@ pub async fn load(conn: &mut Conn, keys: &Keys) -> anyhow::Result<Option<Loaded>
             incidents,
         },
     }))
+}
+
+/// The log's trim point as the checkpointer recorded it ("ms-seq"), if any.
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Every value of a hash, parsed, read in pages (`HSCAN`) so a country's
@@ -118,56 +130,159 @@ async fn scan_hash<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Writes the checkpoint if no newer one is stored, then trims the log.
-/// KEYS: meta, units, cameras, incidents, log.
-/// ARGV: id ms, id seq, id, event_seq, core json, trim id, #units, #cameras,
-/// then field/value pairs: units, cameras, incidents.
-const WRITE: &str = r#"
-local current = redis.call('HGET', KEYS[1], 'checkpoint')
-if current then
-  local ms, seq = string.match(current, '^(%d+)-(%d+)$')
-  local new_ms, new_seq = tonumber(ARGV[1]), tonumber(ARGV[2])
-  ms, seq = tonumber(ms), tonumber(seq)
-  if new_ms < ms or (new_ms == ms and new_seq <= seq) then
-    return 0
-  end
+/// Takes or renews the lease and says which set is committed.
+/// KEYS: lease, meta. ARGV: me, ttl ms.
+/// Returns {held, set}: held is 2 when newly taken, 1 when renewed, 0 when
+/// another node holds it.
+const LEASE: &str = r#"
+local set = redis.call('HGET', KEYS[2], 'set') or ''
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {2, set}
 end
-local n_units, n_cameras = tonumber(ARGV[7]), tonumber(ARGV[8])
-local i = 9
-local function put(key, count)
-  for _ = 1, count do
-    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, set}
 end
-put(KEYS[2], n_units)
-put(KEYS[3], n_cameras)
-put(KEYS[4], (#ARGV - i + 1) / 2)
-redis.call('HSET', KEYS[1], 'checkpoint', ARGV[3], 'event_seq', ARGV[4], 'core', ARGV[5])
-redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[6])
+return {0, set}
+"#;
+
+/// Writes one chunk of records if `me` holds the lease.
+/// KEYS: lease, hash. ARGV: me, ttl ms, then field/value pairs.
+const CHUNK: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
 return 1
 "#;
 
-/// A checkpoint serialised under the core lock, written after it is released.
+/// Commits a written set if `me` holds the lease and no newer checkpoint is
+/// committed, then trims the log and records the trim point.
+/// KEYS: lease, meta, log.
+/// ARGV: me, id ms, id seq, id, event_seq, core json, set, trim id, trim ms, trim seq.
+/// Returns 1 (committed), 0 (a newer one is), -1 (lease lost).
+const COMMIT: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local function newer(ms, seq, than)
+  if not than then return true end
+  local tms, tseq = string.match(than, '^(%d+)-(%d+)$')
+  tms, tseq = tonumber(tms), tonumber(tseq)
+  return ms > tms or (ms == tms and seq > tseq)
+end
+if not newer(tonumber(ARGV[2]), tonumber(ARGV[3]), redis.call('HGET', KEYS[2], 'checkpoint')) then
+  return 0
+end
+redis.call('HSET', KEYS[2], 'checkpoint', ARGV[4], 'event_seq', ARGV[5], 'core', ARGV[6], 'set', ARGV[7])
+redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[8])
+if newer(tonumber(ARGV[9]), tonumber(ARGV[10]), redis.call('HGET', KEYS[2], 'trimmed')) then
+  redis.call('HSET', KEYS[2], 'trimmed', ARGV[8])
+end
+return 1
+"#;
+
+/// Ids changed since a set was last written by this node.
+#[derive(Debug, Default)]
+struct Dirty {
+    units: HashSet<String>,
+    cameras: HashSet<String>,
+    incidents: HashSet<String>,
+}
+
+impl Dirty {
+    fn absorb(&mut self, other: Dirty) {
+        self.units.extend(other.units);
+        self.cameras.extend(other.cameras);
+        self.incidents.extend(other.incidents);
+    }
+}
+
+/// A checkpoint copied from the core under its lock, written after it.
 struct Prepared {
     id: String,
     event_seq: u64,
-    core: String,
-    units: Vec<(String, String)>,
-    cameras: Vec<(String, String)>,
-    incidents: Vec<(String, String)>,
-    dirty: Dirty,
+    set: usize,
+    meta: CoreMeta,
+    units: Vec<UnitState>,
+    cameras: Vec<CameraState>,
+    incidents: Vec<IncidentState>,
+    /// What the write covers, returned when it fails.
+    ids: Dirty,
+    full: bool,
 }
 
-/// Decides when to checkpoint and writes checkpoints; one per log reader.
+/// How a write ended.
+enum Written {
+    Committed {
+        set: usize,
+    },
+    /// Not committed (a Redis error, or the lease was lost): the set may hold
+    /// part of this write, the committed one is untouched.
+    Failed {
+        set: usize,
+        ids: Dirty,
+        full: bool,
+    },
+}
+
+/// Tracks what changed, decides when to checkpoint, and hands checkpoints to
+/// a writer task; one per log reader. As the reader applies entries it feeds
+/// this as the node's [`ChangeSink`].
 pub struct Checkpointer {
     every_entries: u64,
     every: Duration,
-    keep_ms: u64,
     entries: u64,
     last: Instant,
-    prepared: Option<Prepared>,
-    script: redis::Script,
+    /// Per set: what changed since this node last wrote it, and whether this
+    /// node's last write of it is still what it holds (if not, the next write
+    /// is in full).
+    dirty: [Dirty; 2],
+    known: [bool; 2],
+    /// The set to write at the next tick, once the lease is held.
+    claimed: Option<usize>,
+    pending: Option<oneshot::Receiver<Written>>,
+    writer: Writer,
+}
+
+impl ChangeSink for Checkpointer {
+    fn events(&mut self, events: &[Event]) {
+        for dirty in &mut self.dirty {
+            for event in events {
+                match event {
+                    Event::Unit(u) => {
+                        dirty.units.insert(u.profile.id.clone());
+                    }
+                    Event::Camera(c) => {
+                        dirty.cameras.insert(c.id.clone());
+                    }
+                    Event::Incident(i) => {
+                        dirty.incidents.insert(i.id.clone());
+                    }
+                    Event::Order(o) | Event::OrderReleased(o) => {
+                        dirty.units.insert(o.unit_id.clone());
+                        dirty.incidents.insert(o.incident_id.clone());
+                    }
+                    Event::Alert(a) => {
+                        if let Some(id) = &a.incident_id {
+                            dirty.incidents.insert(id.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn moved(&mut self, moved: &[(String, Fix)]) {
+        for dirty in &mut self.dirty {
+            dirty.units.extend(moved.iter().map(|(id, _)| id.clone()));
+        }
+    }
 }
 
 impl Checkpointer {
@@ -176,112 +291,293 @@ impl Checkpointer {
         Self {
             every_entries: config.checkpoint_entries,
             every: Duration::from_millis(config.checkpoint_interval_ms),
-            keep_ms: config.keep_ms,
             entries: 0,
             last: Instant::now(),
-            prepared: None,
-            script: redis::Script::new(WRITE),
+            dirty: Default::default(),
+            known: [false; 2],
+            claimed: None,
+            pending: None,
+            writer: Writer {
+                keys: log.keys.clone(),
+                conn: log.conn(),
+                me: log.instance().to_string(),
+                lease_ms: config.checkpoint_interval_ms.saturating_mul(3).max(10_000),
+                keep_ms: config.keep_ms,
+                chunk: config.checkpoint_chunk.max(1),
+            },
         }
     }
 
+    /// Counts one applied entry.
     pub fn count_entry(&mut self) {
         self.entries += 1;
     }
 
-    /// Called with the core lock held right after a tick entry `id` was
-    /// applied: serialises what changed, if a checkpoint is due.
-    pub fn after_tick(&mut self, core: &Dispatcher, id: &str, hub: &Hub) {
-        if self.prepared.is_some()
-            || (self.entries < self.every_entries && self.last.elapsed() < self.every)
-        {
-            return;
+    /// Forgets what this node knew about the sets (its state was rebuilt).
+    pub fn reset(&mut self) {
+        self.dirty = Default::default();
+        self.known = [false; 2];
+        self.claimed = None;
+        self.pending = None;
+        self.entries = 0;
+        self.last = Instant::now();
+    }
+
+    /// Takes in the result of the previous write, if it finished; false while
+    /// it runs.
+    fn collect(&mut self) -> bool {
+        let Some(rx) = &mut self.pending else {
+            return true;
+        };
+        let written = match rx.try_recv() {
+            Ok(written) => written,
+            Err(oneshot::error::TryRecvError::Empty) => return false,
+            Err(oneshot::error::TryRecvError::Closed) => {
+                self.pending = None;
+                self.known = [false; 2];
+                return true;
+            }
+        };
+        self.pending = None;
+        match written {
+            Written::Committed { set } => self.known[set] = true,
+            Written::Failed { set, ids, full } => {
+                if full {
+                    self.known[set] = false;
+                } else {
+                    self.dirty[set].absorb(ids);
+                }
+            }
         }
-        let dirty = hub.take_dirty();
-        let units = dirty
-            .units
-            .iter()
-            .filter_map(|id| core.export_unit(id).map(|u| (id.clone(), json(&u))))
-            .collect();
-        let cameras = dirty
-            .cameras
-            .iter()
-            .filter_map(|id| core.export_camera(id).map(|c| (id.clone(), json(&c))))
-            .collect();
-        let incidents = dirty
-            .incidents
-            .iter()
-            .filter_map(|id| core.export_incident(id).map(|i| (id.clone(), json(&i))))
-            .collect();
-        self.prepared = Some(Prepared {
+        true
+    }
+
+    /// Whether a checkpoint is due and none is being written.
+    pub fn due(&mut self) -> bool {
+        self.claimed.is_none()
+            && self.collect()
+            && (self.entries >= self.every_entries || self.last.elapsed() >= self.every)
+    }
+
+    /// Takes or renews the lease; when this node holds it, the next tick
+    /// writes the set that is not committed.
+    pub async fn claim(&mut self) {
+        self.entries = 0;
+        self.last = Instant::now();
+        match self.writer.lease().await {
+            Ok(Some((newly, committed))) => {
+                if newly {
+                    // Others may have written either set since this node did.
+                    self.known = [false; 2];
+                }
+                self.claimed = Some(1 - committed);
+            }
+            Ok(None) => {
+                // Another node writes; if it stops, this one takes over and
+                // writes in full first.
+                self.known = [false; 2];
+            }
+            Err(err) => {
+                metrics::counter!(m::REDIS_ERRORS, "op" => "checkpoint").increment(1);
+                tracing::warn!(error = %err, "checkpoint lease not taken; will retry");
+            }
+        }
+    }
+
+    /// Called with the core lock held right after tick entry `id` was applied:
+    /// when a set was claimed, copies what its write needs and starts it.
+    pub fn after_tick(&mut self, core: &Dispatcher, id: &str, event_seq: u64) {
+        let Some(set) = self.claimed.take() else {
+            return;
+        };
+        let full = !self.known[set];
+        let ids = std::mem::take(&mut self.dirty[set]);
+        let (units, cameras, incidents) = if full {
+            let all = core.export_all();
+            (all.units, all.cameras, all.incidents)
+        } else {
+            (
+                ids.units
+                    .iter()
+                    .filter_map(|id| core.export_unit(id))
+                    .collect(),
+                ids.cameras
+                    .iter()
+                    .filter_map(|id| core.export_camera(id))
+                    .collect(),
+                ids.incidents
+                    .iter()
+                    .filter_map(|id| core.export_incident(id))
+                    .collect(),
+            )
+        };
+        // Until this write commits, the set holds neither the old nor the
+        // new state.
+        self.known[set] = false;
+        let prepared = Prepared {
             id: id.to_string(),
-            event_seq: hub.last_seq(),
-            core: json(&core.export_meta()),
+            event_seq,
+            set,
+            meta: core.export_meta(),
             units,
             cameras,
             incidents,
-            dirty,
+            ids,
+            full,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.pending = Some(rx);
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(writer.write(prepared).await);
         });
     }
+}
 
-    /// Writes a prepared checkpoint. On a Redis error the changes go back to
-    /// the dirty set and the next tick tries again.
-    pub async fn maybe_write(&mut self, hub: &Hub, log: &RedisLog) {
-        let Some(p) = self.prepared.take() else {
-            return;
-        };
+/// Writes prepared checkpoints; runs in its own task.
+#[derive(Clone)]
+struct Writer {
+    keys: Keys,
+    conn: Conn,
+    me: String,
+    lease_ms: u64,
+    keep_ms: u64,
+    chunk: usize,
+}
+
+impl Writer {
+    /// Takes or renews the lease: `Some((newly taken, committed set))` when
+    /// this node holds it.
+    async fn lease(&self) -> redis::RedisResult<Option<(bool, usize)>> {
+        let (held, set): (i64, String) = redis::Script::new(LEASE)
+            .key(&self.keys.checkpointer)
+            .key(&self.keys.meta)
+            .arg(&self.me)
+            .arg(self.lease_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let committed = SETS.iter().position(|s| *s == set).unwrap_or(0);
+        Ok((held > 0).then_some((held == 2, committed)))
+    }
+
+    async fn write(self, p: Prepared) -> Written {
         let started = Instant::now();
-        let (ms, seq) = p.id.split_once('-').unwrap_or((&p.id, "0"));
-        let trim_ms = (now_ms().max(0) as u64).saturating_sub(self.keep_ms);
-        let checkpoint_ms: u64 = ms.parse().unwrap_or(0);
-        let trim = if trim_ms < checkpoint_ms {
-            format!("{trim_ms}-0")
-        } else {
-            p.id.clone()
+        let mut conn = self.conn.clone();
+        let result = match self.write_records(&mut conn, &p).await {
+            Ok(true) => self.commit(&mut conn, &p).await,
+            other => other,
         };
-        let keys = &log.keys;
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(&keys.meta)
-            .key(&keys.units)
-            .key(&keys.cameras)
-            .key(&keys.incidents)
-            .key(&keys.log)
+        match result {
+            Ok(true) => {
+                metrics::histogram!(m::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
+                tracing::debug!(
+                    checkpoint = %p.id,
+                    set = SETS[p.set],
+                    full = p.full,
+                    units = p.units.len(),
+                    incidents = p.incidents.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "checkpoint committed"
+                );
+                Written::Committed { set: p.set }
+            }
+            Ok(false) => {
+                tracing::info!(checkpoint = %p.id, "checkpoint lease lost; another node writes them");
+                Written::Failed {
+                    set: p.set,
+                    ids: p.ids,
+                    full: p.full,
+                }
+            }
+            Err(err) => {
+                metrics::counter!(m::REDIS_ERRORS, "op" => "checkpoint").increment(1);
+                tracing::warn!(error = %format!("{err:#}"), "checkpoint not written; will retry");
+                Written::Failed {
+                    set: p.set,
+                    ids: p.ids,
+                    full: p.full,
+                }
+            }
+        }
+    }
+
+    /// Writes every record in chunks; false when the lease was lost.
+    async fn write_records(&self, conn: &mut Conn, p: &Prepared) -> anyhow::Result<bool> {
+        let set = SETS[p.set];
+        let script = redis::Script::new(CHUNK);
+        let kinds = [
+            ("units", json_records(&p.units, |u| &u.id)),
+            ("cameras", json_records(&p.cameras, |c| &c.camera.id)),
+            ("incidents", json_records(&p.incidents, |i| &i.incident.id)),
+        ];
+        for (kind, records) in kinds {
+            let key = self.keys.records(set, kind);
+            for chunk in records.chunks(self.chunk) {
+                let mut call = script.prepare_invoke();
+                call.key(&self.keys.checkpointer)
+                    .key(&key)
+                    .arg(&self.me)
+                    .arg(self.lease_ms);
+                for (field, value) in chunk {
+                    call.arg(field).arg(value);
+                }
+                let written: i64 = call
+                    .invoke_async(conn)
+                    .await
+                    .with_context(|| format!("writing {key}"))?;
+                if written != 1 {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Commits the written set; false when the lease was lost. A newer
+    /// checkpoint already committed (0) covers this one: that is a success.
+    async fn commit(&self, conn: &mut Conn, p: &Prepared) -> anyhow::Result<bool> {
+        let (ms, seq) = parse_id(&p.id).context("checkpoint id")?;
+        let keep_from = (now_ms().max(0) as u64).saturating_sub(self.keep_ms);
+        let (trim_ms, trim_seq) = if keep_from < ms {
+            (keep_from, 0)
+        } else {
+            (ms, seq)
+        };
+        let trim = format!("{trim_ms}-{trim_seq}");
+        let core = serde_json::to_string(&p.meta).context("checkpoint core meta")?;
+        let committed: i64 = redis::Script::new(COMMIT)
+            .key(&self.keys.checkpointer)
+            .key(&self.keys.meta)
+            .key(&self.keys.log)
+            .arg(&self.me)
             .arg(ms)
             .arg(seq)
             .arg(&p.id)
             .arg(p.event_seq)
-            .arg(&p.core)
+            .arg(core)
+            .arg(SETS[p.set])
             .arg(&trim)
-            .arg(p.units.len())
-            .arg(p.cameras.len());
-        for (field, value) in p.units.iter().chain(&p.cameras).chain(&p.incidents) {
-            invocation.arg(field).arg(value);
-        }
-        let written: redis::RedisResult<i64> = invocation.invoke_async(&mut log.writer()).await;
-        match written {
-            Ok(won) => {
-                metrics::histogram!(m::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
-                tracing::debug!(
-                    checkpoint = %p.id,
-                    written = won == 1,
-                    units = p.units.len(),
-                    incidents = p.incidents.len(),
-                    "checkpoint"
-                );
-                // Either ours is stored or a newer one (which covers ours).
-                self.entries = 0;
-                self.last = Instant::now();
-            }
-            Err(err) => {
-                metrics::counter!(m::REDIS_ERRORS, "op" => "checkpoint").increment(1);
-                tracing::warn!(error = %err, "checkpoint not written; will retry");
-                hub.return_dirty(p.dirty);
-            }
-        }
+            .arg(trim_ms)
+            .arg(trim_seq)
+            .invoke_async(conn)
+            .await
+            .context("committing the checkpoint")?;
+        Ok(committed >= 0)
     }
 }
 
-/// JSON for a checkpoint record (plain data: serialising cannot fail).
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+/// Records as (id, JSON) pairs (plain data: serialising cannot fail).
+fn json_records<T: serde::Serialize>(
+    records: &[T],
+    id: impl Fn(&T) -> &str,
+) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                id(r).to_string(),
+                serde_json::to_string(r).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
