@@ -68,6 +68,7 @@ async fn watch_sends_a_snapshot_then_every_change_in_order() {
     let incident = node.create_incident(24.943, 60.173).await;
     node.incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: incident.id.clone(),
             unit_ids: vec!["u2".into()],
             note: String::new(),
@@ -199,6 +200,7 @@ async fn a_subscriber_that_falls_behind_is_told_and_resynced() {
     for i in 0..600 {
         node.incidents
             .create_incident(pb::CreateIncidentRequest {
+                request_id: Default::default(),
                 r#type: "noise".into(),
                 priority: 4,
                 location: Some(pb::LonLat {

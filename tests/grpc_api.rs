@@ -175,6 +175,7 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
     let reply = node
         .incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: incident.id.clone(),
             unit_ids: vec!["car-1".into()],
             note: "silent approach".into(),
@@ -232,6 +233,7 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
     let err = node
         .incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: other.id.clone(),
             unit_ids: vec!["car-1".into()],
             note: String::new(),
@@ -268,6 +270,7 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
     for status in [pb::IncidentStatus::Resolved, pb::IncidentStatus::Closed] {
         node.incidents
             .update_incident(pb::UpdateIncidentRequest {
+                request_id: Default::default(),
                 id: incident.id.clone(),
                 status: status as i32,
                 note: String::new(),
@@ -482,6 +485,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
     let r = node
         .incidents
         .update_incident(pb::UpdateIncidentRequest {
+            request_id: Default::default(),
             id: incident.id.clone(),
             status: pb::IncidentStatus::OnScene as i32,
             note: String::new(),
@@ -518,6 +522,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
     let r = node
         .incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: incident.id.clone(),
             unit_ids: vec!["u1".into()],
             note: String::new(),
@@ -527,6 +532,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
     let r = node
         .incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: incident.id.clone(),
             unit_ids: vec!["ghost".into()],
             note: String::new(),
@@ -536,6 +542,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
     let r = node
         .incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: "inc-404".into(),
             unit_ids: vec!["u1".into()],
             note: String::new(),
@@ -614,6 +621,7 @@ async fn camera_alerts_open_incidents_that_can_be_dispatched() {
     let reply = node
         .cameras
         .post_alert(pb::PostAlertRequest {
+            request_id: Default::default(),
             camera_id: "cam-1".into(),
             label: "fight".into(),
             confidence: 0.93,

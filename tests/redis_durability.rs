@@ -141,6 +141,7 @@ async fn kill_9_patrold_mid_ingest_loses_nothing_acknowledged() {
     let inc = create_incident(&mut c).await;
     c.incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: inc.id.clone(),
             unit_ids: vec!["u0".into(), "u1".into()],
             note: "go".into(),
@@ -271,6 +272,7 @@ async fn two_nodes_on_one_redis_agree_on_order_and_share_incidents() {
     let dispatched = cb
         .incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: inc.id.clone(),
             unit_ids: vec!["u3".into()],
             note: String::new(),
@@ -328,6 +330,7 @@ async fn concurrent_dispatch_of_one_unit_on_two_nodes_assigns_it_once() {
         let dispatch = |mut c: Clients, incident_id: String| async move {
             c.incidents
                 .dispatch(pb::DispatchRequest {
+                    request_id: Default::default(),
                     incident_id,
                     unit_ids: vec!["u1".into()],
                     note: String::new(),
@@ -352,6 +355,7 @@ async fn concurrent_dispatch_of_one_unit_on_two_nodes_assigns_it_once() {
         for id in [&first.id, &second.id] {
             ca.incidents
                 .update_incident(pb::UpdateIncidentRequest {
+                    request_id: Default::default(),
                     id: id.clone(),
                     status: pb::IncidentStatus::Closed as i32,
                     note: String::new(),
@@ -470,6 +474,7 @@ async fn checkpoints_trim_the_log_and_a_restart_rebuilds_from_them() {
     }
     c.incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: inc.id.clone(),
             unit_ids: vec!["u2".into()],
             note: String::new(),
@@ -557,6 +562,7 @@ async fn the_same_binaries_run_on_a_three_shard_redis_cluster() {
     let inc = create_incident(&mut cb).await;
     ca.incidents
         .dispatch(pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: inc.id.clone(),
             unit_ids: vec!["h1".into()],
             note: String::new(),

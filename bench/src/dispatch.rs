@@ -77,6 +77,7 @@ pub async fn run(channel: &Channel, units: &[SimUnit], rounds: usize) -> Result<
         let unit = pool[slot];
         let incident = incidents
             .create_incident(pb::CreateIncidentRequest {
+                request_id: Default::default(),
                 r#type: "theft".into(),
                 priority: 2,
                 location: Some(pb::LonLat {
@@ -94,6 +95,7 @@ pub async fn run(channel: &Channel, units: &[SimUnit], rounds: usize) -> Result<
         let start = Instant::now();
         incidents
             .dispatch(pb::DispatchRequest {
+                request_id: Default::default(),
                 incident_id: incident.id.clone(),
                 unit_ids: vec![unit.id.clone()],
                 note: String::new(),
@@ -116,6 +118,7 @@ pub async fn run(channel: &Channel, units: &[SimUnit], rounds: usize) -> Result<
         }
         incidents
             .update_incident(pb::UpdateIncidentRequest {
+                request_id: Default::default(),
                 id: incident.id.clone(),
                 status: pb::IncidentStatus::Closed as i32,
                 note: "bench".into(),

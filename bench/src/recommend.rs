@@ -188,7 +188,12 @@ pub fn build_core_measured(units: &[SimUnit], now: i64) -> Result<(Dispatcher, H
     d.take_moved();
     steps[2] = crate::heap::live_bytes();
     for u in units.iter().filter(|u| u.busy) {
-        d.update_unit_status(&u.id, UnitStatus::Busy, now)?;
+        d.update_unit_status(
+            &u.id,
+            UnitStatus::Busy,
+            &patrol_dispatcher::Actor::system("bench"),
+            now,
+        )?;
     }
     d.take_events();
     steps[3] = crate::heap::live_bytes();

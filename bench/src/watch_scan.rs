@@ -312,6 +312,7 @@ mod tests {
     fn positions_yield_their_fix_times() {
         let times = [1_700_000_000_123i64, 1, 1_700_000_000_999];
         let batch = pb::PositionBatch {
+            left_area: Default::default(),
             positions: times
                 .iter()
                 .enumerate()
@@ -333,6 +334,7 @@ mod tests {
         let bytes = encode(
             1,
             pb::watch_event::Kind::Positions(pb::PositionBatch {
+                left_area: Default::default(),
                 positions: vec![pb::UnitPosition {
                     unit_id: "x".into(),
                     fix: None,
@@ -355,6 +357,7 @@ mod tests {
         odd.lon = 0.0;
         odd.speed_mps = None;
         let batch = pb::PositionBatch {
+            left_area: Default::default(),
             positions: vec![
                 pb::UnitPosition {
                     unit_id: "a".into(),
@@ -423,6 +426,7 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
         let batch = pb::PositionBatch {
+            left_area: Default::default(),
             positions: vec![pb::UnitPosition {
                 unit_id: "unit-1".into(),
                 fix: Some(fix(12345)),

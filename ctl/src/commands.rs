@@ -59,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             note,
         } => {
             let request = call(pb::DispatchRequest {
+                request_id: Default::default(),
                 incident_id,
                 unit_ids,
                 note,
@@ -255,6 +256,7 @@ async fn create_incident(
     args: CreateIncidentArgs,
 ) -> Result<()> {
     let request = call(pb::CreateIncidentRequest {
+        request_id: Default::default(),
         r#type: args.incident_type,
         priority: args.priority.unwrap_or(0),
         location: Some(pb::LonLat {
@@ -294,6 +296,7 @@ async fn set_incident_status(
     note: String,
 ) -> Result<()> {
     let request = call(pb::UpdateIncidentRequest {
+        request_id: Default::default(),
         id,
         status: status as i32,
         note,
@@ -362,6 +365,7 @@ async fn ping(mut client: UnitServiceClient<Channel>, args: PingArgs) -> Result<
 
 async fn post_alert(mut client: CameraServiceClient<Channel>, args: AlertArgs) -> Result<()> {
     let request = call(pb::PostAlertRequest {
+        request_id: Default::default(),
         camera_id: args.camera_id,
         time_unix_ms: args.time_ms.unwrap_or(0),
         label: args.label,
@@ -752,11 +756,13 @@ mod tests {
             updated_unix_ms: T0 + 60_000,
             audit: vec![
                 AuditEntry {
+                    actor: Default::default(),
                     time_unix_ms: T0,
                     action: "created".into(),
                     detail: "by call".into(),
                 },
                 AuditEntry {
+                    actor: Default::default(),
                     time_unix_ms: T0 + 60_000,
                     action: "dispatched".into(),
                     detail: "car-11".into(),

@@ -145,6 +145,7 @@ impl Operator {
             None => format!("caller reports {what}"),
         };
         let request = CreateIncidentRequest {
+            request_id: Default::default(),
             r#type: kind.to_owned(),
             priority,
             location: Some(LonLat {
@@ -227,6 +228,7 @@ impl Operator {
             .filter_map(|r| r.unit.as_ref().map(|u| u.id.clone()))
             .collect();
         let request = DispatchRequest {
+            request_id: Default::default(),
             incident_id: id.clone(),
             unit_ids: unit_ids.clone(),
             note: format!("recommended: {}", best.reason),
@@ -289,6 +291,7 @@ impl Operator {
 
     async fn update(&mut self, id: &str, status: IncidentStatus, note: String) -> bool {
         let request = UpdateIncidentRequest {
+            request_id: Default::default(),
             id: id.to_owned(),
             status: status.into(),
             note,
@@ -322,6 +325,7 @@ pub(crate) async fn post_alerts(
         let confidence: f32 = rng.random_range(0.3..0.99);
         let now = unix_ms();
         let request = PostAlertRequest {
+            request_id: Default::default(),
             camera_id: camera.id.clone(),
             time_unix_ms: now,
             label: label.to_owned(),

@@ -95,6 +95,7 @@ pub async fn create_incident(
 ) -> pb::Incident {
     client
         .create_incident(pb::CreateIncidentRequest {
+            request_id: Default::default(),
             r#type: "theft".into(),
             priority: 2,
             location: Some(pb::LonLat { lon, lat }),
