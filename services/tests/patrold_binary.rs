@@ -1,90 +1,78 @@
-//! The `patrold` binary as an operator runs it: flags, logs, SIGTERM.
+//! The `patrold` binary as an operator runs it: flags, logs, the ready file,
+//! SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
 
-/// Starts patrold with `args` and waits for its "serving" log line; returns the
-/// child, the gRPC address it bound and a receiver of its later log lines.
-fn spawn_patrold(args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patrold"))
-        .args([
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--log",
-            "info",
-        ])
+use patrol_testkit::Patrold;
+
+/// Starts patrold with `args` after the listen flags (ephemeral ports, info
+/// logs) and returns once it wrote its ready file.
+fn spawn_patrold(args: &[&str]) -> Patrold {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_patrold"));
+    command
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--log", "info"])
         .args(args)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("patrold starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("patrold logs that it is serving");
-        if line.contains("patrold serving") {
-            let plain = strip_ansi(&line);
-            let addr = plain
-                .split("grpc=")
-                .nth(1)
-                .and_then(|s| s.split_whitespace().next())
-                .expect("grpc= field")
-                .to_string();
-            break addr;
-        }
-    };
-    (child, addr, rx)
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+        .env("NO_COLOR", "1");
+    Patrold::spawn_command(command, Patrold::READY_TIMEOUT)
+        .unwrap_or_else(|err| panic!("patrold starts: {err:#}"))
 }
 
 #[test]
 fn sigterm_stops_patrold_gracefully() {
-    let (mut child, addr, rx) = spawn_patrold(&[]);
+    let mut node = spawn_patrold(&[]);
+    let addr = node.grpc_addr().to_string();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    sigterm(&child);
-    let status = child.wait().expect("patrold exits");
+    node.terminate().expect("SIGTERM sent");
+    let status = node.wait().expect("patrold exits");
     assert!(status.success(), "exit status {status:?}");
-    let logs: Vec<String> = rx.try_iter().collect();
+    let logs = node.stderr_lines();
     assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
     assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
+}
+
+#[test]
+fn the_ready_file_names_the_ports_it_serves_on_until_shutdown() {
+    let mut node = spawn_patrold(&[]);
+    let healthz = http_get(node.http_addr(), "/healthz");
+    assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+    assert!(healthz.ends_with("ok\n"), "{healthz}");
+    TcpStream::connect(node.grpc_addr()).expect("gRPC port accepts");
+    let path = node.ready_file().to_path_buf();
+    let text = std::fs::read_to_string(&path).expect("ready file while serving");
+    let expected = format!(
+        r#"{{"grpc":"{}","http":"{}","pid":{}}}"#,
+        node.grpc_addr(),
+        node.http_addr(),
+        node.pid()
+    );
+    assert_eq!(text.trim_end(), expected);
+
+    node.terminate().unwrap();
+    assert!(node.wait().unwrap().success());
+    assert!(!path.exists(), "{} removed on shutdown", path.display());
+    let dir = path.parent().unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "no temp file left in {}: {left:?}",
+        dir.display()
+    );
+}
+
+/// One HTTP/1.1 GET; the whole response as text.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("HTTP port accepts");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 #[test]

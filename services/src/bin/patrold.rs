@@ -1,8 +1,9 @@
 //! `patrold`: parse configuration (file < environment < flags), start the node,
-//! optionally run the demo city against it, stop on SIGINT or SIGTERM.
+//! announce it in the ready file if asked, optionally run the demo city against
+//! it, stop on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
@@ -49,6 +50,12 @@ struct Args {
     /// Log filter, e.g. "info" or "patrol_services=debug" [default info].
     #[arg(long, env = "PATROL_LOG", default_value = "info")]
     log: String,
+    /// Once serving, write the bound addresses here as JSON
+    /// (`{"grpc":"127.0.0.1:PORT","http":"127.0.0.1:PORT","pid":N}`), atomically
+    /// (temp file + rename), so `--grpc 127.0.0.1:0` callers learn the ports;
+    /// removed again when shutdown starts.
+    #[arg(long, env = "PATROL_READY_FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -100,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
     let demo = config.demo.clone();
     let server = patrol_services::start(config).await?;
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, server.grpc_addr(), server.http_addr())?;
+    }
     let demo_task = demo.enabled.then(|| {
         let sim = patrol_sim::DemoConfig {
             endpoint: server.grpc_url(),
@@ -115,10 +125,40 @@ async fn main() -> anyhow::Result<()> {
         })
     });
     stop.await;
+    if let Some(path) = &args.ready_file {
+        // Not ready any more: health turns NOT_SERVING now too.
+        if let Err(err) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %err, "removing the ready file");
+        }
+    }
     server.shutdown().await?;
     if let Some(task) = demo_task {
         let _ = task.await;
     }
+    Ok(())
+}
+
+/// Writes `{"grpc":..,"http":..,"pid":..}` to `path` so that a reader sees
+/// either no file or the whole of it: a temp file in the same directory (same
+/// filesystem), then a rename over `path`.
+fn write_ready_file(path: &Path, grpc: SocketAddr, http: SocketAddr) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "grpc": grpc.to_string(),
+        "http": http.to_string(),
+        "pid": std::process::id(),
+    });
+    let name = path
+        .file_name()
+        .with_context(|| format!("--ready-file {} has no file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    std::fs::write(&temp, format!("{json}\n"))
+        .with_context(|| format!("writing the ready file {}", temp.display()))?;
+    std::fs::rename(&temp, path)
+        .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))?;
+    tracing::info!(path = %path.display(), "ready file written");
     Ok(())
 }
 
