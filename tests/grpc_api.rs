@@ -734,18 +734,3 @@ async fn health_serves_and_reflection_lists_the_services() {
     assert!(metrics.contains("patrol_"), "{metrics}");
     node.server.shutdown().await.unwrap();
 }
-
-/// A minimal HTTP/1.1 GET over a raw socket.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    socket
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut body = String::new();
-    socket.read_to_string(&mut body).await.unwrap();
-    body
-}

@@ -118,6 +118,20 @@ impl Patrold {
             .with_context(|| format!("SIGTERM to patrold {}", self.pid()))
     }
 
+    /// SIGSTOP: the process is frozen (its sockets stay open, it reads and
+    /// writes nothing) until [`Patrold::resume`]; how a test makes a node fall
+    /// behind.
+    pub fn pause(&self) -> Result<()> {
+        child::signal(self.pid(), libc::SIGSTOP)
+            .with_context(|| format!("SIGSTOP to patrold {}", self.pid()))
+    }
+
+    /// SIGCONT after [`Patrold::pause`].
+    pub fn resume(&self) -> Result<()> {
+        child::signal(self.pid(), libc::SIGCONT)
+            .with_context(|| format!("SIGCONT to patrold {}", self.pid()))
+    }
+
     /// SIGKILL: no graceful anything. Returns once the process is gone.
     pub fn kill(&mut self) -> Result<ExitStatus> {
         if self.exit.is_none() {

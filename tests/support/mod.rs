@@ -191,3 +191,18 @@ impl Clients {
         }
     }
 }
+
+/// A minimal HTTP/1.1 GET over a raw socket; the whole response.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut body = String::new();
+    socket.read_to_string(&mut body).await.unwrap();
+    body
+}

@@ -114,6 +114,26 @@ impl PatroldProcess {
         }
     }
 
+    /// Its HTTP address (`/metrics`, `/healthz`).
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.node.http_addr()
+    }
+
+    /// Freezes the process (SIGSTOP) until [`PatroldProcess::resume`].
+    pub fn pause(&self) {
+        self.node.pause().expect("SIGSTOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.node.resume().expect("SIGCONT");
+    }
+
+    /// The last lines it logged.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.node.stderr_tail(n)
+    }
+
     /// SIGKILL: no graceful anything.
     pub fn kill_9(mut self) {
         self.node.kill().expect("patrold is killed");
