@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use crate::Millis;
 use crate::cameras::Camera;
 use crate::error::{Error, validate_id};
+use crate::fingerprint::Fingerprint;
 use crate::geometry::LonLat;
 use crate::incidents::validate_request_id;
-use crate::requests::Fingerprint;
 
 /// Longest accepted alert label, in bytes.
 pub const MAX_LABEL_LEN: usize = 64;

@@ -11,8 +11,8 @@
 use crate::Millis;
 use crate::actor::Actor;
 use crate::error::{Error, validate_id};
+use crate::fingerprint::Fingerprint;
 use crate::geometry::LonLat;
-use crate::requests::Fingerprint;
 
 /// Longest accepted incident type, in bytes.
 pub const MAX_KIND_LEN: usize = 64;

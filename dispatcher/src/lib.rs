@@ -32,6 +32,7 @@ pub mod alerts;
 pub mod cameras;
 pub mod core;
 pub mod error;
+mod fingerprint;
 pub mod geometry;
 mod grid;
 pub mod incidents;
