@@ -58,6 +58,9 @@ fn new_incident(request_id: &str) -> pb::CreateIncidentRequest {
     }
 }
 
+/// One entry of a stream as `XRANGE` returns it: id, then field/value pairs.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
 /// The log's entries other than ticks, decoded.
 async fn commands_in_log(redis: &RedisServer) -> Vec<Body> {
     let mut conn = redis
@@ -65,7 +68,7 @@ async fn commands_in_log(redis: &RedisServer) -> Vec<Body> {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
         .arg("patrol:{default}:log")
         .arg("-")
         .arg("+")
@@ -330,7 +333,7 @@ async fn a_retry_through_another_node_creates_one_incident() {
 
 /// The stream id of the newest log entry.
 async fn last_entry_id(conn: &mut redis::aio::MultiplexedConnection) -> (u64, u64) {
-    let newest: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XREVRANGE")
+    let newest: Vec<StreamEntry> = redis::cmd("XREVRANGE")
         .arg("patrol:{default}:log")
         .arg("+")
         .arg("-")
