@@ -1,6 +1,7 @@
 //! Snapping a point to the nearest edge a profile may use.
 //!
-//! The index is an R-tree (rstar) of every piece of every segment's polyline
+//! The index is an R-tree (rstar) per profile of every piece of every usable
+//! segment's polyline
 //! as a 3-D line between points on the Earth's sphere (metres from its centre):
 //! the straight-line distance between such points orders candidates by true
 //! distance anywhere on Earth, with no projection. The winning piece is then
@@ -14,7 +15,7 @@ use rstar::primitives::{GeomWithData, Line};
 
 use crate::geo::{LocalProjection, LonLat, arc_for_chord_m};
 use crate::graph::{EdgeId, RoadGraph};
-use crate::profile::Metric;
+use crate::profile::{Metric, WEIGHT_SETS};
 
 /// Slack in metres when deciding that no later candidate can be nearer: covers
 /// the difference between a chord and the surface over one street piece.
@@ -40,33 +41,57 @@ pub struct Snap {
 
 type Piece = GeomWithData<Line<[f64; 3]>, (u32, u32)>;
 
-/// The R-tree of segment pieces.
+/// One R-tree of segment pieces per distinct set of usable segments: car and
+/// motorcycle usually share one, each emergency mode has one, foot and e-bike
+/// their own. A search then never wades through pieces its profile may not use
+/// (a car snapped in a pedestrian quarter would otherwise visit every footway
+/// piece nearer than the nearest street).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SnapIndex {
-    tree: RTree<Piece>,
+    trees: Vec<RTree<Piece>>,
+    /// The tree of each weight set.
+    tree_of_set: [usize; WEIGHT_SETS],
 }
 
 impl SnapIndex {
     pub(crate) fn new(graph: &RoadGraph) -> SnapIndex {
-        let mut pieces = Vec::new();
-        for (s, seg) in graph.segments.iter().enumerate() {
-            let points: Vec<[f64; 3]> = graph
-                .edge_points(seg.edges[0])
-                .map(|p| p.to_xyz())
-                .collect();
-            for (i, w) in points.windows(2).enumerate() {
-                pieces.push(Piece::new(Line::new(w[0], w[1]), (s as u32, i as u32)));
+        let usable = |set: usize, s: &crate::graph::Segment| {
+            let metric = Metric::DISTINCT[set];
+            graph.is_usable(s.edges[0], metric) || graph.is_usable(s.edges[1], metric)
+        };
+        let masks: Vec<Vec<bool>> = (0..WEIGHT_SETS)
+            .map(|set| graph.segments.iter().map(|s| usable(set, s)).collect())
+            .collect();
+        let mut trees = Vec::new();
+        let mut tree_of_set = [0; WEIGHT_SETS];
+        for set in 0..WEIGHT_SETS {
+            if let Some(same) = (0..set).find(|&earlier| masks[earlier] == masks[set]) {
+                tree_of_set[set] = tree_of_set[same];
+                continue;
             }
+            let mut pieces = Vec::new();
+            for (s, seg) in graph.segments.iter().enumerate() {
+                if !masks[set][s] {
+                    continue;
+                }
+                let points: Vec<[f64; 3]> = graph
+                    .edge_points(seg.edges[0])
+                    .map(|p| p.to_xyz())
+                    .collect();
+                for (i, w) in points.windows(2).enumerate() {
+                    pieces.push(Piece::new(Line::new(w[0], w[1]), (s as u32, i as u32)));
+                }
+            }
+            tree_of_set[set] = trees.len();
+            trees.push(RTree::bulk_load(pieces));
         }
-        SnapIndex {
-            tree: RTree::bulk_load(pieces),
-        }
+        SnapIndex { trees, tree_of_set }
     }
 
     /// Leaves plus an estimate of the inner nodes (about one per six leaves).
     pub(crate) fn memory_bytes(&self) -> usize {
         let leaf = std::mem::size_of::<Piece>() + 8;
-        self.tree.size() * leaf * 7 / 6
+        self.trees.iter().map(|t| t.size() * leaf * 7 / 6).sum()
     }
 }
 
@@ -90,10 +115,8 @@ impl RoadGraph {
         max_distance_m: f64,
     ) -> Option<Snap> {
         let metric = metric.into();
-        let found = self.nearest(point, max_distance_m, |s| {
-            let [a, b] = self.segments[s as usize].edges;
-            self.is_usable(a, metric) || self.is_usable(b, metric)
-        })?;
+        let tree = &self.snap.trees[self.snap.tree_of_set[metric.set()]];
+        let found = self.nearest(tree, point, max_distance_m, |_| true)?;
         let seg = &self.segments[found.segment as usize];
         let length = seg.length_m;
         let fraction = if length > 0.0 {
@@ -131,27 +154,30 @@ impl RoadGraph {
 
     /// The name of the nearest named way within `max_distance_m` metres.
     pub fn street_near(&self, point: LonLat, max_distance_m: f64) -> Option<&Arc<str>> {
-        let found = self.nearest(point, max_distance_m, |s| {
+        let named = |s: u32| {
             let seg = &self.segments[s as usize];
             self.edge_attributes(seg.edges[0]).name.is_some()
-        })?;
+        };
+        let found = self
+            .snap
+            .trees
+            .iter()
+            .filter_map(|tree| self.nearest(tree, point, max_distance_m, named))
+            .min_by(|a, b| a.distance_m.total_cmp(&b.distance_m))?;
         let edge = self.segments[found.segment as usize].edges[0];
         self.edge_attributes(edge).name.as_ref()
     }
 
     fn nearest(
         &self,
+        tree: &RTree<Piece>,
         point: LonLat,
         max_distance_m: f64,
         accept: impl Fn(u32) -> bool,
     ) -> Option<Found> {
         let proj = LocalProjection::new(point);
         let mut best: Option<Found> = None;
-        for (piece, d2) in self
-            .snap
-            .tree
-            .nearest_neighbor_iter_with_distance_2(&point.to_xyz())
-        {
+        for (piece, d2) in tree.nearest_neighbor_iter_with_distance_2(&point.to_xyz()) {
             let near_m = arc_for_chord_m(d2.sqrt());
             if near_m > max_distance_m + SLACK_M
                 || best
