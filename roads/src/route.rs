@@ -8,7 +8,8 @@
 //!   from where the search stopped. [`ReverseSearch::frontier_seconds`] says
 //!   how far it has settled, so a caller ranking candidates by a lower bound
 //!   (straight-line metres over [`RoadGraph::max_speed_mps`]) knows when to
-//!   stop asking.
+//!   stop asking, and [`ReverseSearch::eta_from_within`] answers only "faster
+//!   than the k-th best?" without settling further than that.
 //!
 //! Times are whole milliseconds inside (edge weights, and the part of an edge
 //! a position covers rounded up), seconds outside. A search allocates only
@@ -164,12 +165,33 @@ struct End {
     edge: EdgeId,
 }
 
+/// At most two [`End`]s, without allocating.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends {
+    items: [Option<End>; 2],
+}
+
+impl Ends {
+    fn push(&mut self, end: End) {
+        let slot = self
+            .items
+            .iter_mut()
+            .find(|e| e.is_none())
+            .expect("two ends at most");
+        *slot = Some(end);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = End> + '_ {
+        self.items.iter().flatten().copied()
+    }
+}
+
 /// The nodes one can reach from a position: its edge's head, its twin's head.
-fn leaving(graph: &RoadGraph, set: usize, at: &Snap) -> Vec<End> {
+fn leaving(graph: &RoadGraph, set: usize, at: &Snap) -> Ends {
     let (e, t) = (at.edge, at.fraction);
     let len = graph.edge_length_m(e);
     let twin = graph.twin(e);
-    let mut ends = Vec::with_capacity(2);
+    let mut ends = Ends::default();
     for (edge, fraction) in [(e, 1.0 - t), (twin, t)] {
         let w = graph.raw_weight(set, edge);
         if w != FORBIDDEN {
@@ -185,11 +207,11 @@ fn leaving(graph: &RoadGraph, set: usize, at: &Snap) -> Vec<End> {
 }
 
 /// The nodes from which one reaches a position: its edge's tail, its twin's tail.
-fn arriving(graph: &RoadGraph, set: usize, at: &Snap) -> Vec<End> {
+fn arriving(graph: &RoadGraph, set: usize, at: &Snap) -> Ends {
     let (f, r) = (at.edge, at.fraction);
     let len = graph.edge_length_m(f);
     let twin = graph.twin(f);
-    let mut ends = Vec::with_capacity(2);
+    let mut ends = Ends::default();
     for (edge, fraction) in [(f, r), (twin, 1.0 - r)] {
         let w = graph.raw_weight(set, edge);
         if w != FORBIDDEN {
@@ -256,14 +278,16 @@ impl Best {
     }
 }
 
-/// Settles until the best path through `finish` (or `direct`) is exact.
+/// Settles until the best path through `finish` (or `direct`) is exact, or
+/// until no path below `limit_ms` can be found (then `None`).
 fn settle_until(
     graph: &RoadGraph,
     set: usize,
     scratch: &mut SearchScratch,
     backward: bool,
-    finish: &[End],
+    finish: &Ends,
     direct: Option<(u32, f64, EdgeId)>,
+    limit_ms: u64,
 ) -> Option<Best> {
     loop {
         let mut best = direct.map(|(ms, metres, edge)| Best::Direct {
@@ -272,7 +296,7 @@ fn settle_until(
             edge,
         });
         let mut needed: Option<u64> = None;
-        for end in finish {
+        for end in finish.iter() {
             if scratch.labelled(end.node) {
                 let i = end.node as usize;
                 let ms = u64::from(end.ms) + u64::from(scratch.time_ms[i]);
@@ -280,7 +304,7 @@ fn settle_until(
                     best = Some(Best::End {
                         ms,
                         metres: end.metres + scratch.metres[i],
-                        end: *end,
+                        end,
                     });
                 }
             }
@@ -288,13 +312,15 @@ fn settle_until(
                 needed = Some(needed.map_or(u64::from(end.ms), |n| n.min(u64::from(end.ms))));
             }
         }
+        let best = best.filter(|b| b.ms() < limit_ms);
         let Some(cheapest_end) = needed else {
             return best;
         };
         let Some(frontier) = scratch.frontier_ms() else {
             return best;
         };
-        if best.is_some_and(|b| u64::from(frontier) + cheapest_end >= b.ms()) {
+        let enough = best.map_or(limit_ms, |b| b.ms());
+        if u64::from(frontier) + cheapest_end >= enough {
             return best;
         }
         scratch.settle_next(graph, set, backward);
@@ -341,7 +367,7 @@ impl RoadGraph {
     ) -> Option<Route> {
         let set = metric.into().set();
         scratch.reset(self.node_count());
-        for end in leaving(self, set, from) {
+        for end in leaving(self, set, from).iter() {
             scratch.label(end.node, end.ms, end.metres, PARTIAL | end.edge);
         }
         let finish = arriving(self, set, to);
@@ -352,6 +378,7 @@ impl RoadGraph {
             false,
             &finish,
             direct(self, set, from, to),
+            u64::MAX,
         )?;
         Some(match best {
             Best::Direct { ms, metres, edge } => {
@@ -491,7 +518,7 @@ impl<'a> ReverseSearch<'a> {
         };
         let s = search.scratch.get();
         s.reset(graph.node_count());
-        for end in arriving(graph, search.set, target) {
+        for end in arriving(graph, search.set, target).iter() {
             s.label(end.node, end.ms, end.metres, PARTIAL | end.edge);
         }
         search
@@ -501,7 +528,21 @@ impl<'a> ReverseSearch<'a> {
     /// search's metric) to the target; `None` when the target cannot be reached
     /// from there. Settles only as far as this answer needs.
     pub fn eta_from(&mut self, source: &Snap) -> Option<Eta> {
-        let best = self.best_from(source)?;
+        self.eta_from_within(source, f64::INFINITY)
+    }
+
+    /// [`ReverseSearch::eta_from`] when the answer is below `max_seconds`,
+    /// else `None`: settles no further than `max_seconds` needs. What a top-k
+    /// ranking asks once it has k answers (the k-th best is the limit), so a
+    /// unit a short walk away but a long drive round a one-way maze costs no
+    /// more than the maze's first `max_seconds`.
+    pub fn eta_from_within(&mut self, source: &Snap, max_seconds: f64) -> Option<Eta> {
+        let limit_ms = if max_seconds.is_finite() {
+            (max_seconds * 1000.0).ceil().max(0.0) as u64
+        } else {
+            u64::MAX
+        };
+        let best = self.best_from(source, limit_ms)?;
         Some(match best {
             Best::Direct { ms, metres, .. } | Best::End { ms, metres, .. } => Eta {
                 seconds: ms as f64 / 1000.0,
@@ -510,17 +551,25 @@ impl<'a> ReverseSearch<'a> {
         })
     }
 
-    fn best_from(&mut self, source: &Snap) -> Option<Best> {
+    fn best_from(&mut self, source: &Snap, limit_ms: u64) -> Option<Best> {
         let (graph, set) = (self.graph, self.set);
         let finish = leaving(graph, set, source);
         let direct = direct(graph, set, source, &self.target);
-        settle_until(graph, set, self.scratch.get(), true, &finish, direct)
+        settle_until(
+            graph,
+            set,
+            self.scratch.get(),
+            true,
+            &finish,
+            direct,
+            limit_ms,
+        )
     }
 
     /// [`ReverseSearch::eta_from`] with the path: edges and geometry from the
     /// source's snapped point to the target's.
     pub fn route_from(&mut self, source: &Snap) -> Option<Route> {
-        let best = self.best_from(source)?;
+        let best = self.best_from(source, u64::MAX)?;
         let graph = self.graph;
         let target = self.target;
         Some(match best {

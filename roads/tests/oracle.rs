@@ -1,6 +1,7 @@
 //! Property test: on random small graphs, the lazy many-to-one search and the
 //! one-to-one Dijkstra both give exactly the time a brute-force Bellman-Ford
-//! gives, for every source position, in any query order.
+//! gives, for every source position, in any query order, and the limited
+//! question ("faster than L?") answers exactly that.
 
 use patrol_roads::{
     Access, GraphBuilder, LocalProjection, LonLat, Metric, Oneway, ProfileConfig, ReverseSearch,
@@ -150,6 +151,15 @@ proptest! {
         for i in order {
             let source = &positions[i];
             let expected = brute_force(&g, metric, source, &target);
+            // A limited question first: "faster than `limit` ms?"
+            let limit = x % 400_000;
+            let within = search
+                .eta_from_within(source, limit as f64 / 1000.0)
+                .map(|e| (e.seconds * 1000.0).round() as u64);
+            prop_assert_eq!(within, expected.filter(|&ms| ms < limit), "within {} ms", limit);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             let lazy = search.eta_from(source).map(|e| (e.seconds * 1000.0).round() as u64);
             prop_assert_eq!(lazy, expected, "many-to-one from {:?}", source);
             let route = g.route(metric, source, &target);
