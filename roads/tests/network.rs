@@ -268,3 +268,33 @@ fn the_search_settles_only_what_it_needs() {
     let straight = far.point.distance_m(&target.point);
     assert!(eta.seconds >= straight / g.max_speed_mps(FOOT) - 1e-9);
 }
+
+#[test]
+fn a_limited_question_settles_less_and_answers_only_below_the_limit() {
+    let g = town();
+    // The car is 10 m from A on A->B but the target is just behind it, 10 m
+    // north of A: 500 m round the block.
+    let target = snap(&g, CAR, 0.0, 10.0);
+    let car = snap(&g, CAR, 10.0, 0.0);
+    let mut limited = ReverseSearch::new(&g, CAR, &target);
+    assert_eq!(limited.eta_from_within(&car, 5.0), None, "not within 5 s");
+    let settled_limited = limited.settled_nodes();
+    let mut full = ReverseSearch::new(&g, CAR, &target);
+    let eta = full.eta_from(&car).unwrap();
+    assert!(eta.seconds > 60.0, "{eta:?}");
+    assert!(
+        settled_limited < full.settled_nodes(),
+        "{settled_limited} vs {}",
+        full.settled_nodes()
+    );
+    // Asked again with a limit above the answer, the same search gives it.
+    assert_eq!(
+        limited.eta_from_within(&car, eta.seconds + 0.001),
+        Some(eta)
+    );
+    assert_eq!(
+        limited.eta_from_within(&car, eta.seconds),
+        None,
+        "strictly below"
+    );
+}
