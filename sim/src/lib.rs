@@ -7,10 +7,12 @@
 //! contributors, ODbL 1.0.
 //!
 //! # Layout
-//! - [`osm`]: the map, pure: car and foot graphs (largest strongly connected
-//!   component, Dijkstra in metres), the mapped cameras, random network points.
-//!   Also used by the benchmark for realistic positions.
-//! - `unit`: one task per unit: movement along routes, pings, its `ReceiveOrders`
+//! - [`osm`]: [`osm::CityMap`], a thin wrapper over the extract `patrol_roads`
+//!   loads (the street network of every profile, the mapped cameras, street
+//!   names) with what only a simulation picks: patrol destinations and random
+//!   network points. Also used by the benchmark for realistic positions.
+//! - `unit`: one task per unit: movement along routes on the street network with
+//!   its own profile (`patrol_roads` routing), pings, its `ReceiveOrders`
 //!   stream (reconnected with backoff), status changes and breaks.
 //! - `positions`: batches every unit's pings onto one `ReportPositions` stream,
 //!   reopened every `report_period` to log the server's counts.
@@ -161,8 +163,9 @@ async fn run_city(config: DemoConfig) -> anyhow::Result<()> {
         tokio::try_join!(load, connect(&config.endpoint, config.connect_attempts))?;
     let map = Arc::new(map);
     info!(
-        car_nodes = map.car.len(),
-        foot_nodes = map.foot.len(),
+        nodes = map.graph.node_count(),
+        edges = map.graph.edge_count(),
+        fingerprint = %map.graph.fingerprint(),
         cameras = map.cameras.len(),
         "map loaded (c) OpenStreetMap contributors, ODbL 1.0"
     );

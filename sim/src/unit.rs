@@ -1,10 +1,12 @@
 //! One simulated patrol unit: its terminal's GPS, its orders and its status.
 //!
-//! A unit patrols random routes on its network (cars and motorcycles on the car
-//! graph, foot officers and e-bikes on the foot graph), pings its position every
-//! tick, and answers orders: EN_ROUTE, drive or walk there, ON_SCENE, stay a while,
-//! then tell the operator the scene is clear. Now and then it takes a break (BUSY
-//! or OFF_DUTY).
+//! A unit patrols random routes on the street network with its own travel
+//! profile (cars and motorcycles on the streets they may drive, foot officers on
+//! footways and sidewalks, e-bikes on cycleways and roads), pings its position
+//! every tick, and answers orders: EN_ROUTE, drive or walk there (urgent orders
+//! in emergency mode: against one-ways, through pedestrian streets), ON_SCENE,
+//! stay a while, then tell the operator the scene is clear. Now and then it takes
+//! a break (BUSY or OFF_DUTY).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,7 +26,8 @@ use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use crate::operator::OperatorEvent;
-use crate::osm::{CityMap, Point, RoadGraph, bearing_deg, haversine_m};
+use crate::osm::{CityMap, LonLat};
+use patrol_roads::{Metric, Profile, SearchScratch, Snap};
 
 /// Mean time between two breaks of one unit while it patrols, seconds.
 const MEAN_BREAK_INTERVAL_S: f64 = 600.0;
@@ -64,6 +67,16 @@ impl UnitSpec {
             UnitKind::Car | UnitKind::Motorcycle => 1.5,
             UnitKind::EBike => 1.3,
             UnitKind::Foot | UnitKind::Unspecified => 1.6,
+        }
+    }
+
+    /// The travel profile the unit routes with.
+    fn profile(&self) -> Profile {
+        match self.kind {
+            UnitKind::Car => Profile::Car,
+            UnitKind::Motorcycle => Profile::Motorcycle,
+            UnitKind::EBike => Profile::EBike,
+            UnitKind::Foot | UnitKind::Unspecified => Profile::Foot,
         }
     }
 
@@ -126,15 +139,15 @@ pub(crate) fn fleet<R: Rng + ?Sized>(
 /// A polyline a unit follows, x = lon, y = lat.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
-    points: Vec<Point>,
+    points: Vec<LonLat>,
     /// Index of the point the unit is heading to; `points.len()` when arrived.
     next: usize,
-    position: Point,
+    position: LonLat,
 }
 
 impl Route {
     /// A route starting at `points[0]`; a single point is a unit standing still.
-    pub fn new(points: Vec<Point>, start: Point) -> Route {
+    pub fn new(points: Vec<LonLat>, start: LonLat) -> Route {
         Route {
             points,
             next: 0,
@@ -142,7 +155,7 @@ impl Route {
         }
     }
 
-    pub fn position(&self) -> Point {
+    pub fn position(&self) -> LonLat {
         self.position
     }
 
@@ -155,7 +168,7 @@ impl Route {
         let mut at = self.position;
         let mut total = 0.0;
         for p in self.points.iter().skip(self.next) {
-            total += haversine_m(at, *p);
+            total += at.distance_m(p);
             at = *p;
         }
         total
@@ -167,9 +180,9 @@ impl Route {
         let (mut moved, mut heading) = (0.0, None);
         while distance_m > 0.0 && !self.is_done() {
             let target = self.points[self.next];
-            let leg = haversine_m(self.position, target);
+            let leg = self.position.distance_m(&target);
             if leg > 0.01 {
-                heading = Some(bearing_deg(self.position, target));
+                heading = Some(self.position.bearing_deg(&target));
             }
             if leg <= distance_m {
                 self.position = target;
@@ -220,15 +233,12 @@ pub(crate) struct UnitTask {
     activity: Activity,
     /// Order ids already acted on: a reconnect re-sends the current order.
     handled_orders: HashSet<String>,
-}
-
-/// The graph a unit moves on.
-fn network(map: &CityMap, drives: bool) -> &RoadGraph {
-    if drives { &map.car } else { &map.foot }
+    /// Labels reused by every route this unit plans.
+    scratch: SearchScratch,
 }
 
 impl UnitTask {
-    /// A unit standing at a random patrol node of its network.
+    /// A unit standing at a random patrol place of its network.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         spec: UnitSpec,
@@ -240,10 +250,9 @@ impl UnitTask {
         operator: mpsc::Sender<OperatorEvent>,
         time_scale: f64,
     ) -> UnitTask {
-        let graph = network(&map, spec.drives());
-        let start = graph
-            .random_patrol_node(&mut rng)
-            .map_or_else(|| map.random_point_on_network(&mut rng), |n| graph.point(n));
+        let start = map
+            .random_patrol_snap(spec.profile(), &mut rng)
+            .map_or_else(|| map.random_point_on_network(&mut rng), |s| s.point);
         UnitTask {
             spec,
             map,
@@ -262,6 +271,7 @@ impl UnitTask {
             },
             activity: Activity::Patrol,
             handled_orders: HashSet::new(),
+            scratch: SearchScratch::new(),
         }
     }
 
@@ -388,12 +398,13 @@ impl UnitTask {
         self.plan_patrol();
     }
 
-    /// A new route to a random patrol node of the unit's network.
+    /// A new route to a random patrol place of the unit's network.
     fn plan_patrol(&mut self) {
         let map = Arc::clone(&self.map);
-        let graph = network(&map, self.spec.drives());
-        if let Some(goal) = graph.random_patrol_node(&mut self.rng) {
-            self.route = route_on(graph, self.route.position(), goal, None);
+        let metric = Metric::normal(self.spec.profile());
+        if let Some(goal) = map.random_patrol_snap(metric.profile, &mut self.rng) {
+            let here = self.route.position();
+            self.route = route_on(&map, metric, here, &goal, None, &mut self.scratch);
         }
         self.speed_factor = self.rng.random_range(0.85..1.15);
     }
@@ -429,12 +440,17 @@ impl UnitTask {
             warn!(unit = %self.spec.id, order = %order.order_id, "order without a location ignored");
             return;
         };
-        let target = Point::new(location.lon, location.lat);
+        let target = LonLat::new(location.lon, location.lat);
         let map = Arc::clone(&self.map);
-        let graph = network(&map, self.spec.drives());
+        let profile = self.spec.profile();
+        let metric = if map.graph.config().emergency.applies(order.priority) {
+            Metric::emergency(profile)
+        } else {
+            Metric::normal(profile)
+        };
         let here = self.route.position();
-        self.route = match graph.nearest_node(target) {
-            Some(node) => route_on(graph, here, node, Some(target)),
+        self.route = match map.snap(target, metric) {
+            Some(goal) => route_on(&map, metric, here, &goal, Some(target), &mut self.scratch),
             None => Route::new(vec![target], here),
         };
         let urgent = order.priority <= 2;
@@ -488,16 +504,25 @@ impl UnitTask {
     }
 }
 
-/// From `here` to the nearest network node, along the shortest path to `goal`, then
-/// straight on to `then` (an incident off the network's nodes).
-fn route_on(graph: &RoadGraph, here: Point, goal: usize, then: Option<Point>) -> Route {
+/// From `here` to the nearest street `metric` may use, along the fastest path
+/// to `goal`, then straight on to `then` (an incident off the street).
+fn route_on(
+    map: &CityMap,
+    metric: Metric,
+    here: LonLat,
+    goal: &Snap,
+    then: Option<LonLat>,
+    scratch: &mut SearchScratch,
+) -> Route {
     let mut points = Vec::new();
-    if let Some(start) = graph.nearest_node(here)
-        && let Some(path) = graph.shortest_path(start, goal)
+    if let Some(start) = map.snap(here, metric)
+        && let Some(path) = map.graph.route_with(metric, &start, goal, scratch)
     {
-        points.extend(path.nodes.iter().map(|&n| graph.point(n)));
+        points.extend(path.geometry);
+    } else {
+        points.push(goal.point);
     }
-    points.extend(then);
+    points.extend(then.filter(|p| *p != goal.point));
     Route::new(points, here)
 }
 
@@ -560,9 +585,9 @@ mod tests {
 
     #[test]
     fn a_route_is_followed_metre_by_metre() {
-        let start = Point::new(24.94, 60.17);
-        let corner = Point::new(24.94, 60.171); // ~111 m north
-        let end = Point::new(24.942, 60.171); // then ~111 m east
+        let start = LonLat::new(24.94, 60.17);
+        let corner = LonLat::new(24.94, 60.171); // ~111 m north
+        let end = LonLat::new(24.942, 60.171); // then ~111 m east
         let mut route = Route::new(vec![start, corner, end], start);
         let total = route.remaining_m();
         assert!((total - 222.4).abs() < 1.0, "{total}");
