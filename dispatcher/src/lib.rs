@@ -23,6 +23,8 @@
 //! - [`requests`]: the request log that makes retries with a `request_id`
 //!   idempotent, with a fingerprint that is the same on every node and build.
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
+//! - [`trust`]: which GPS fixes to believe (implied speed, accuracy, a
+//!   standing unit's drift) and how far to trust the fix a unit holds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
 #![warn(missing_docs)]
@@ -39,6 +41,7 @@ pub mod incidents;
 pub mod persist;
 pub mod recommend;
 pub mod requests;
+pub mod trust;
 pub mod units;
 
 /// Unix epoch milliseconds.
@@ -58,6 +61,10 @@ pub use crate::recommend::{
     ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,
 };
 pub use crate::requests::{RequestRecord, RequestResult};
+pub use crate::trust::{
+    Assessment, ConfidenceNote, FixFlag, FixRejection, KindTrust, LocationConfidence, PendingJump,
+    TrustConfig, TrustState,
+};
 pub use crate::units::{
     Fix, IndexMemory, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex,
     UnitIndexConfig, UnitKind, UnitProfile, UnitStatus, UnitTableCopy,
