@@ -372,9 +372,9 @@ pub struct PendingJump {
 /// What [`assess`] remembers about one unit between fixes: plain data, so the
 /// server can checkpoint it beside the unit and a rebuilt node assesses the
 /// next fix exactly as the old one would have. A fresh unit (and a unit whose
-/// state was lost) starts from `TrustState::default()`: the worst that does is
-/// one more fix before a relocation and one fix before a standing unit is
-/// held again.
+/// state was lost) starts from `TrustState::default()`: at worst a relocation
+/// then waits for a new run of agreeing fixes, and a standing unit's next
+/// still fix becomes its anchor. About 100 bytes a unit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrustState {
     /// The fix at which the unit was last seen standing still, if it is
