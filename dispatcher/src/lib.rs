@@ -23,6 +23,10 @@
 //! - [`requests`]: the request log that makes retries with a `request_id`
 //!   idempotent, with a fingerprint that is the same on every node and build.
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
+//! - [`plans`]: response plans ("two units, at least one car") by incident
+//!   type and priority, filled from candidates fastest first, with shortfalls.
+//! - [`trust`]: which GPS fixes to believe (implied speed, accuracy, a
+//!   standing unit's drift) and how far to trust the fix a unit holds.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
 #![warn(missing_docs)]
@@ -37,8 +41,10 @@ pub mod geometry;
 mod grid;
 pub mod incidents;
 pub mod persist;
+pub mod plans;
 pub mod recommend;
 pub mod requests;
+pub mod trust;
 pub mod units;
 
 /// Unix epoch milliseconds.
@@ -54,10 +60,18 @@ pub use crate::incidents::{
     AuditEntry, DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate,
     NewIncident, Order,
 };
+pub use crate::plans::{
+    ChosenUnit, LateUnit, Need, NeedRef, PlanBook, PlanCandidate, PlanChoice, PlanFill,
+    ResponsePlan, Shortfall,
+};
 pub use crate::recommend::{
     ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,
 };
 pub use crate::requests::{RequestRecord, RequestResult};
+pub use crate::trust::{
+    Assessment, ConfidenceNote, FixFlag, FixRejection, KindTrust, LocationConfidence, PendingJump,
+    TrustConfig, TrustState,
+};
 pub use crate::units::{
     Fix, IndexMemory, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex,
     UnitIndexConfig, UnitKind, UnitProfile, UnitStatus, UnitTableCopy,
