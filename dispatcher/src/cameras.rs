@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, validate_id};
+use crate::geometry::Validated;
 use crate::geometry::{BoundingBox, LonLat};
 
 /// Longest accepted camera name, in bytes.

@@ -12,6 +12,7 @@ use crate::alerts::{
 };
 use crate::cameras::{Camera, CameraIndex};
 use crate::error::{Error, validate_id};
+use crate::geometry::Validated;
 use crate::geometry::{BoundingBox, LonLat};
 use crate::incidents::{
     DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate, NewIncident, Order,

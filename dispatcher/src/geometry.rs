@@ -9,38 +9,21 @@
 //! by chord *is* nearest by great circle, with no projection error anywhere on
 //! Earth, and a box around a cell bounds the chord to anything inside it.
 
-use geo::{Distance, Haversine, Point};
-
 use crate::error::Error;
 
-/// Mean Earth radius in metres (GRS80), the sphere used for every distance.
-pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+pub use patrol_roads::{EARTH_RADIUS_M, LonLat};
 
-/// A WGS84 position: `lon` is x, `lat` is y, both in degrees.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LonLat {
-    /// Longitude (x), degrees east, -180..=180.
-    pub lon: f64,
-    /// Latitude (y), degrees north, -90..=90.
-    pub lat: f64,
+/// Checking a [`LonLat`] that came from a caller. (`LonLat` itself lives in
+/// `patrol-roads`, the one point type of the workspace; this check returns the
+/// dispatcher's error.)
+pub trait Validated: Sized {
+    /// The point, when both coordinates are finite and in range; otherwise an
+    /// error naming `field` and the value.
+    fn validated(self, field: &str) -> Result<Self, Error>;
 }
 
-impl LonLat {
-    /// The point at `lon` (x) and `lat` (y), degrees; not checked.
-    pub const fn new(lon: f64, lat: f64) -> Self {
-        Self { lon, lat }
-    }
-
-    /// True when both are finite and in range (lon -180..=180, lat -90..=90).
-    pub fn is_valid(&self) -> bool {
-        self.lon.is_finite()
-            && self.lat.is_finite()
-            && (-180.0..=180.0).contains(&self.lon)
-            && (-90.0..=90.0).contains(&self.lat)
-    }
-
-    /// Checks the point, naming `field` in the error.
-    pub fn validated(self, field: &str) -> Result<Self, Error> {
+impl Validated for LonLat {
+    fn validated(self, field: &str) -> Result<Self, Error> {
         if self.is_valid() {
             Ok(self)
         } else {
@@ -50,38 +33,6 @@ impl LonLat {
                 "lon must be finite in -180..=180 and lat finite in -90..=90",
             ))
         }
-    }
-
-    /// Great-circle distance in metres.
-    pub fn distance_m(&self, other: &LonLat) -> f64 {
-        Haversine.distance(
-            Point::new(self.lon, self.lat),
-            Point::new(other.lon, other.lat),
-        )
-    }
-
-    /// The point as a vector from the Earth's centre, in metres.
-    pub fn to_xyz(&self) -> [f64; 3] {
-        let (sin_lat, cos_lat) = self.lat.to_radians().sin_cos();
-        let (sin_lon, cos_lon) = self.lon.to_radians().sin_cos();
-        [
-            EARTH_RADIUS_M * cos_lat * cos_lon,
-            EARTH_RADIUS_M * cos_lat * sin_lon,
-            EARTH_RADIUS_M * sin_lat,
-        ]
-    }
-
-    /// The point `distance_m` metres away along `bearing_deg` (clockwise from
-    /// north), on the sphere.
-    pub fn destination(&self, bearing_deg: f64, distance_m: f64) -> LonLat {
-        let delta = distance_m / EARTH_RADIUS_M;
-        let theta = bearing_deg.to_radians();
-        let (phi1, lambda1) = (self.lat.to_radians(), self.lon.to_radians());
-        let phi2 = (phi1.sin() * delta.cos() + phi1.cos() * delta.sin() * theta.cos()).asin();
-        let lambda2 = lambda1
-            + (theta.sin() * delta.sin() * phi1.cos()).atan2(delta.cos() - phi1.sin() * phi2.sin());
-        let lon = (lambda2.to_degrees() + 540.0) % 360.0 - 180.0;
-        LonLat::new(lon, phi2.to_degrees())
     }
 }
 

@@ -13,6 +13,7 @@ use crate::actor::Actor;
 use crate::error::{Error, validate_id};
 use crate::fingerprint::Fingerprint;
 use crate::geometry::LonLat;
+use crate::geometry::Validated;
 
 /// Longest accepted incident type, in bytes.
 pub const MAX_KIND_LEN: usize = 64;

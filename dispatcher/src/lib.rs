@@ -55,7 +55,7 @@ pub use crate::alerts::{Alert, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
 pub use crate::cameras::{Camera, CameraIndex};
 pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, SnapshotCopy, Target};
 pub use crate::error::Error;
-pub use crate::geometry::{BoundingBox, LonLat};
+pub use crate::geometry::{BoundingBox, LonLat, Validated};
 pub use crate::incidents::{
     AuditEntry, DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate,
     NewIncident, Order,

@@ -16,6 +16,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// The map file cannot be opened or is not a valid `.osm.pbf`.
+    #[cfg(feature = "osm")]
     #[error("cannot read map {}: {source}", path.display())]
     Map {
         /// The file.

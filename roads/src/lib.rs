@@ -40,6 +40,7 @@
 pub mod error;
 pub mod geo;
 pub mod graph;
+#[cfg(feature = "osm")]
 pub mod osm;
 pub mod profile;
 pub mod route;

@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use patrol_dispatcher as d;
+use patrol_dispatcher::Validated;
 use patrol_proto::shared::{PingParseError, PingView, parse_ping};
 use patrol_proto::v1 as pb;
 
