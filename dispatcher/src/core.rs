@@ -17,12 +17,18 @@ use crate::geometry::{BoundingBox, LonLat};
 use crate::incidents::{
     DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate, NewIncident, Order,
 };
-use crate::recommend::{NearestUnits, Recommendation, UnitQuery, nearest_units, recommend_units};
+use crate::network::{Network, RoutePlan, straight_eta_s};
+use crate::plans::PlanBook;
+use crate::recommend::{
+    DETOUR_FACTOR, NearestUnits, RankContext, Recommendation, UnitQuery, nearest_units,
+    recommend_units,
+};
 use crate::requests::{
     DEFAULT_MAX_REQUESTS, DEFAULT_REQUEST_TTL_MS, RequestLog, RequestResult, different_request,
 };
+use crate::trust::TrustConfig;
 use crate::units::{
-    Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig,
+    Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind,
     UnitProfile, UnitStatus,
 };
 
@@ -41,6 +47,9 @@ pub enum Event {
     Order(Order),
     /// The unit of this order is no longer needed for its incident.
     OrderReleased(Order),
+    /// Something about a unit the command room must look at: overdue en
+    /// route or on scene, or an order withdrawn for want of acknowledgement.
+    UnitAlert(UnitAlert),
 }
 
 /// Everything the core can be tuned with.
@@ -58,6 +67,20 @@ pub struct DispatcherConfig {
     pub request_ttl_ms: Millis,
     /// At most this many request ids are remembered; the oldest go first.
     pub max_requests: usize,
+    /// The street network units travel on; without one, ETAs are straight
+    /// lines and every reason says so.
+    pub network: Option<Network>,
+    /// How far to trust positions (location confidence; and, with
+    /// `trust_positions`, which fixes are believed).
+    pub trust: TrustConfig,
+    /// Whether pings go through the trust rules: implausible jumps refused,
+    /// a standing unit's drift held at its anchor. Off by default in the
+    /// core (the server turns it on).
+    pub trust_positions: bool,
+    /// Response plans by incident type and priority.
+    pub plans: PlanBook,
+    /// Acknowledgements, re-dispatch, status timers, automatic dispatch.
+    pub dispatch: DispatchPolicy,
 }
 
 impl Default for DispatcherConfig {
@@ -68,6 +91,11 @@ impl Default for DispatcherConfig {
             id_prefix: String::new(),
             request_ttl_ms: DEFAULT_REQUEST_TTL_MS,
             max_requests: DEFAULT_MAX_REQUESTS,
+            network: None,
+            trust: TrustConfig::default(),
+            trust_positions: false,
+            plans: PlanBook::default(),
+            dispatch: DispatchPolicy::default(),
         }
     }
 }
@@ -113,6 +141,10 @@ pub enum Target {
     Point(LonLat),
 }
 
+mod orders;
+
+pub use orders::{DispatchPolicy, StatusTimer, UnitAlert, UnitAlertKind};
+
 /// The dispatch core. No I/O, no clock: time arrives as `now` (Unix ms).
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -129,6 +161,8 @@ pub struct Dispatcher {
     next_incident: u64,
     next_order: u64,
     outbox: Vec<Event>,
+    /// Acknowledgement deadlines and status timers.
+    timers: orders::Timers,
 }
 
 impl Dispatcher {
@@ -145,6 +179,7 @@ impl Dispatcher {
             next_incident: 1,
             next_order: 1,
             outbox: Vec::new(),
+            timers: orders::Timers::default(),
             config,
         }
     }
@@ -231,7 +266,8 @@ impl Dispatcher {
         ping: &Ping<'_>,
         now: Millis,
     ) -> Result<PingOutcome, PingRejection> {
-        let (outcome, slot) = self.units.apply_ping_to_slot(ping, now)?;
+        let trust = self.config.trust_positions.then_some(&self.config.trust);
+        let (outcome, slot) = self.units.apply_ping_to_slot(ping, now, trust)?;
         if outcome == PingOutcome::Moved
             && self.units.record(slot).offline_reported
             && self.units.effective_status(slot, now) != UnitStatus::Offline
@@ -329,6 +365,7 @@ impl Dispatcher {
             _ => {}
         }
         self.units.set_status(slot, status);
+        self.time_status(slot, status, now);
         let unit = self.units.view(slot, now);
         self.outbox.push(Event::Unit(unit.clone()));
         Ok(unit)
@@ -345,6 +382,7 @@ impl Dispatcher {
         detail: String,
     ) {
         self.units.set_status(slot, UnitStatus::Available);
+        self.time_status(slot, UnitStatus::Available, now);
         let record = self.units.record_mut(slot);
         record.incident_id = None;
         if let Some(order) = record.order.take() {
@@ -502,6 +540,7 @@ impl Dispatcher {
             created: now,
             updated: now,
             audit: Vec::new(),
+            withdrawn_unit_ids: Vec::new(),
         };
         incident.record(
             now,
@@ -536,7 +575,9 @@ impl Dispatcher {
         };
         let id = self.open_incident(new, actor, now)?;
         let incident = self.incidents[self.incident_slots[&id]].clone();
-        self.outbox.push(Event::Incident(incident.clone()));
+        self.outbox.push(Event::Incident(incident));
+        self.auto_dispatch(&id, now);
+        let incident = self.incidents[self.incident_slots[&id]].clone();
         self.remember(key, now, || RequestResult::Incident { incident_id: id });
         Ok(incident)
     }
@@ -567,11 +608,19 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Checks a recommendation request and resolves its target to a point.
-    fn recommend_target(&self, target: &Target, query: &UnitQuery) -> Result<LonLat, Error> {
-        let point = match target {
-            Target::Incident(id) => self.incident(id)?.location,
-            Target::Point(p) => p.validated("point")?,
+    /// Checks a recommendation request and resolves its target to a point
+    /// (and the incident, for an incident target).
+    fn recommend_target(
+        &self,
+        target: &Target,
+        query: &UnitQuery,
+    ) -> Result<(LonLat, Option<&Incident>), Error> {
+        let (point, incident) = match target {
+            Target::Incident(id) => {
+                let incident = self.incident(id)?;
+                (incident.location, Some(incident))
+            }
+            Target::Point(p) => (p.validated("point")?, None),
         };
         if query.k > crate::recommend::MAX_K {
             return Err(Error::invalid(
@@ -589,19 +638,80 @@ impl Dispatcher {
                 "must be finite and >= 0",
             ));
         }
-        Ok(point)
+        if let Some(p) = query.priority
+            && !(1..=5).contains(&p)
+        {
+            return Err(Error::invalid(
+                "priority",
+                p,
+                "must be 1 (most urgent) ..= 5",
+            ));
+        }
+        Ok((point, incident))
     }
 
-    /// The k nearest suitable available units for an incident or a point,
-    /// explained for operators.
+    /// What the ranking may use: the network and the trust rules.
+    fn rank_context(&self) -> RankContext<'_> {
+        RankContext {
+            network: self.config.network.as_ref(),
+            trust: &self.config.trust,
+        }
+    }
+
+    /// The k suitable available units that arrive first at an incident or a
+    /// point (over the street network when one is loaded), explained for
+    /// operators; for an incident, its response plan filled as well.
     pub fn recommend(
         &self,
         target: &Target,
         query: &UnitQuery,
         now: Millis,
     ) -> Result<Recommendation, Error> {
-        let point = self.recommend_target(target, query)?;
-        Ok(recommend_units(&self.units, point, query, now))
+        let (point, incident) = self.recommend_target(target, query)?;
+        let mut query = query.clone();
+        if let Some(incident) = incident {
+            query.priority = Some(incident.priority);
+        }
+        let mut recommendation =
+            recommend_units(&self.units, point, &query, now, self.rank_context());
+        if let Some(incident) = incident {
+            recommendation.plan = Some(self.fill_plan(incident, now));
+        }
+        Ok(recommendation)
+    }
+
+    /// The way a unit of `kind` at `from` goes to `to` for an incident of
+    /// `priority`: over the network when one is loaded, else straight.
+    fn route_for(&self, kind: UnitKind, from: LonLat, to: LonLat, priority: u32) -> RoutePlan {
+        match &self.config.network {
+            Some(network) => network.route(kind, from, to, Some(priority)),
+            None => {
+                let straight_m = from.distance_m(&to);
+                RoutePlan {
+                    eta_s: straight_eta_s(kind, straight_m, DETOUR_FACTOR),
+                    route_m: straight_m * DETOUR_FACTOR,
+                    straight_m,
+                    method: crate::network::EtaMethod::StraightLine,
+                    geometry: vec![from, to],
+                }
+            }
+        }
+    }
+
+    /// The ranked units for `point` alone (no plan), for filling plans.
+    fn rank_for(
+        &self,
+        point: LonLat,
+        query: &UnitQuery,
+        now: Millis,
+    ) -> Result<Recommendation, Error> {
+        Ok(recommend_units(
+            &self.units,
+            point,
+            query,
+            now,
+            self.rank_context(),
+        ))
     }
 
     /// The search behind [`Dispatcher::recommend`] alone, without building the
@@ -612,7 +722,7 @@ impl Dispatcher {
         query: &UnitQuery,
         now: Millis,
     ) -> Result<NearestUnits, Error> {
-        let point = self.recommend_target(target, query)?;
+        let (point, _) = self.recommend_target(target, query)?;
         Ok(nearest_units(&self.units, point, query, now))
     }
 
@@ -684,8 +794,14 @@ impl Dispatcher {
             let record = self.units.record_mut(slot);
             record.incident_id = Some(incident_id.into());
             let fix = record.fix();
+            let kind = record.kind;
             let unit_id = self.units.unit_id(slot).to_string();
-            let inc = &mut self.incidents[islot];
+            let (location, priority) = (
+                self.incidents[islot].location,
+                self.incidents[islot].priority,
+            );
+            let route = fix.map(|f| self.route_for(kind, f.at, location, priority));
+            let inc = &self.incidents[islot];
             let order = Order {
                 id: format!("{}order-{}", self.config.id_prefix, self.next_order),
                 unit_id: unit_id.clone(),
@@ -697,9 +813,17 @@ impl Dispatcher {
                 issued: now,
                 distance_m: fix.map(|f| f.at.distance_m(&inc.location)),
                 note: note.clone(),
+                eta_s: route.as_ref().map(|r| r.eta_s),
+                route_m: route.as_ref().map(|r| r.route_m),
+                eta_method: route.as_ref().map(|r| r.method),
+                route: route.map(|r| r.geometry).unwrap_or_default(),
+                acknowledged: None,
             };
             self.next_order += 1;
             self.units.record_mut(slot).order = Some(Box::new(order.clone()));
+            self.expect_ack(slot, &order);
+            self.time_status(slot, UnitStatus::Assigned, now);
+            let inc = &mut self.incidents[islot];
             inc.unit_ids.push(unit_id.clone());
             inc.record(
                 now,

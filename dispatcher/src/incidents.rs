@@ -14,6 +14,7 @@ use crate::error::{Error, validate_id};
 use crate::fingerprint::Fingerprint;
 use crate::geometry::LonLat;
 use crate::geometry::Validated;
+use crate::network::EtaMethod;
 
 /// Longest accepted incident type, in bytes.
 pub const MAX_KIND_LEN: usize = 64;
@@ -163,6 +164,10 @@ pub struct Incident {
     pub updated: Millis,
     /// Everything that happened to it, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// Units whose order for it was withdrawn (not acknowledged in time):
+    /// never sent to it again automatically.
+    #[serde(default)]
+    pub withdrawn_unit_ids: Vec<String>,
 }
 
 impl Incident {
@@ -359,6 +364,22 @@ pub struct Order {
     pub distance_m: Option<f64>,
     /// The dispatcher's note, e.g. "suspect in red jacket".
     pub note: String,
+    /// Expected seconds to arrive when issued.
+    #[serde(default)]
+    pub eta_s: Option<f64>,
+    /// Metres to travel: over the street network, or straight line times the
+    /// detour factor (see `eta_method`).
+    #[serde(default)]
+    pub route_m: Option<f64>,
+    /// How the ETA and route were made.
+    #[serde(default)]
+    pub eta_method: Option<EtaMethod>,
+    /// The way to go, from the unit's fix to the incident, WGS84 degrees.
+    #[serde(default)]
+    pub route: Vec<LonLat>,
+    /// When the unit's terminal acknowledged it, Unix ms.
+    #[serde(default)]
+    pub acknowledged: Option<Millis>,
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ mod fingerprint;
 pub mod geometry;
 mod grid;
 pub mod incidents;
+pub mod network;
 pub mod persist;
 pub mod plans;
 pub mod recommend;

@@ -7,10 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cameras::{Camera, CameraIndex};
+use crate::core::StatusTimer;
 use crate::core::{Dispatcher, DispatcherConfig};
 use crate::error::Error;
 use crate::incidents::{Incident, Order};
 use crate::requests::RequestRecord;
+use crate::trust::TrustState;
 use crate::units::{Fix, UnitKind, UnitProfile, UnitStatus};
 
 /// One unit, as stored (its status is the stored one, never derived).
@@ -36,6 +38,10 @@ pub struct UnitState {
     pub order: Option<Order>,
     /// Whether the stream was last told it is offline.
     pub offline_reported: bool,
+    /// The position trust rules' memory, when it holds anything. Absent in
+    /// checkpoints of older builds.
+    #[serde(default)]
+    pub trust: Option<TrustState>,
 }
 
 /// One camera, with its slot.
@@ -76,6 +82,11 @@ pub struct CoreMeta {
     /// older build.
     #[serde(default)]
     pub requests: Vec<RequestRecord>,
+    /// Units en route or on scene: since when, and whether their overdue
+    /// alert went out (acknowledgement deadlines are rebuilt from the units'
+    /// orders). Absent in checkpoints of older builds.
+    #[serde(default)]
+    pub timers: Vec<StatusTimer>,
 }
 
 /// A whole core.
@@ -104,6 +115,7 @@ impl Dispatcher {
             alert_incidents,
             capability_names: self.units().capability_names(),
             requests: self.request_log().to_records(),
+            timers: self.export_timers(),
         }
     }
 
@@ -125,6 +137,7 @@ impl Dispatcher {
             incident_id: record.incident_id.as_deref().map(str::to_string),
             order: record.order.as_deref().cloned(),
             offline_reported: record.offline_reported,
+            trust: units.trust_state(slot).cloned(),
         })
     }
 
@@ -200,7 +213,9 @@ impl Dispatcher {
             .enumerate()
             .map(|(expected, i)| check_slot("incident", expected, i.slot).map(|_| i.incident))
             .collect::<Result<Vec<_>, _>>()?;
+        let timers = std::mem::take(&mut state.meta.timers);
         core.restore_rest(cameras, incidents, state.meta);
+        core.restore_timers(timers);
         Ok(core)
     }
 }

@@ -366,7 +366,7 @@ impl ResponsePlan {
                     k,
                     kinds: vec![kind],
                     required_capabilities,
-                    max_distance_m: None,
+                    ..Default::default()
                 };
                 if !queries.contains(&query) {
                     queries.push(query);

@@ -327,6 +327,7 @@ fn events_are_left_in_order() {
             Event::Incident(_) => "incident",
             Event::Order(_) => "order",
             Event::OrderReleased(_) => "released",
+            Event::UnitAlert(_) => "unit_alert",
         })
         .collect();
     assert_eq!(kinds, ["incident", "unit", "order", "incident"]);

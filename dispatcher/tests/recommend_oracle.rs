@@ -134,6 +134,8 @@ proptest! {
         let d = build(&units, cell_size_m);
         let target = LonLat::new(target.0, target.1);
         let query = UnitQuery {
+            include_routes: Default::default(),
+            priority: Default::default(),
             k,
             kinds,
             required_capabilities: if medic { vec!["medic".into()] } else { vec![] },

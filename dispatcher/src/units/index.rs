@@ -13,11 +13,12 @@ use crate::Millis;
 use crate::error::Error;
 use crate::geometry::{LonLat, chord_m};
 use crate::grid::{CellGrid, Member, NO_CELL};
+use crate::trust::{self, TrustConfig, TrustState};
 
 use super::store::{Hot, IdTable, NameArena, StoredFix, UnitRecord};
 use super::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndexConfig, UnitProfile,
-    UnitStatus,
+    UnitStatus, hash_table_bytes,
 };
 
 /// One unit the spatial search examined.
@@ -54,7 +55,8 @@ pub struct IndexMemory {
     pub name_garbage: usize,
     /// The spatial index: cells, their member lists, the key map, the R-tree.
     pub grid_cells: usize,
-    /// Capability tags and the list of units moved since the last take.
+    /// Capability tags, the list of units moved since the last take, and
+    /// the position trust rules' memory.
     pub other: usize,
 }
 
@@ -87,6 +89,8 @@ pub struct UnitIndex {
     capability_names: Vec<Box<str>>,
     grid: CellGrid,
     moved: Vec<u32>,
+    /// The position trust rules' memory, for the units that have any.
+    trust: hashbrown::HashMap<u32, TrustState>,
 }
 
 impl UnitIndex {
@@ -101,6 +105,7 @@ impl UnitIndex {
             capability_names: Vec::new(),
             grid: CellGrid::new(config.cell_size_m),
             moved: Vec::new(),
+            trust: hashbrown::HashMap::new(),
         }
     }
 
@@ -161,7 +166,8 @@ impl UnitIndex {
             grid_cells: self.grid.memory_bytes(),
             other: self.capability_names.capacity() * size_of::<Box<str>>()
                 + self.capability_names.iter().map(|c| c.len()).sum::<usize>()
-                + self.moved.capacity() * size_of::<u32>(),
+                + self.moved.capacity() * size_of::<u32>()
+                + hash_table_bytes(self.trust.capacity(), size_of::<(u32, TrustState)>()),
         }
     }
 
@@ -319,6 +325,11 @@ impl UnitIndex {
             .collect()
     }
 
+    /// The position trust rules' memory of the unit, if any.
+    pub(crate) fn trust_state(&self, slot: u32) -> Option<&TrustState> {
+        self.trust.get(&slot)
+    }
+
     /// The stored status (never `Offline`, which is derived from fix age).
     pub(crate) fn stored_status(&self, slot: u32) -> UnitStatus {
         self.hot[slot as usize].status
@@ -349,6 +360,9 @@ impl UnitIndex {
         record.incident_id = state.incident_id.map(String::into_boxed_str);
         record.order = state.order.map(Box::new);
         record.offline_reported = state.offline_reported;
+        if let Some(trust) = state.trust {
+            self.trust.insert(slot, trust);
+        }
         if let Some(fix) = state.fix.filter(|f| f.at.is_valid()) {
             record.fix = StoredFix::from_fix(&fix);
             self.hot[slot as usize].fix_time = fix.time;
@@ -383,7 +397,7 @@ impl UnitIndex {
         ping: &Ping<'_>,
         now: Millis,
     ) -> Result<PingOutcome, PingRejection> {
-        self.apply_ping_to_slot(ping, now)
+        self.apply_ping_to_slot(ping, now, None)
             .map(|(outcome, _)| outcome)
     }
 
@@ -392,6 +406,7 @@ impl UnitIndex {
         &mut self,
         ping: &Ping<'_>,
         now: Millis,
+        trust: Option<&TrustConfig>,
     ) -> Result<(PingOutcome, u32), PingRejection> {
         ping.check(now, self.config.future_tolerance_ms)?;
         let slot = self
@@ -410,19 +425,36 @@ impl UnitIndex {
                 return Ok((PingOutcome::Duplicate, slot));
             }
         }
-        record.fix = StoredFix::from_fix(&Fix {
+        let mut fix = Fix {
             at: ping.at,
             time: ping.time,
             speed_mps: ping.speed_mps,
             heading_deg: ping.heading_deg,
             accuracy_m: ping.accuracy_m,
-        });
+        };
+        if let Some(config) = trust {
+            // The plausibility rules (see `trust`): a jump no unit of this kind
+            // can make is refused, a standing unit's drift held at its anchor.
+            // Only units with something to remember (an anchor, a pending
+            // jump) have an entry.
+            let held = record.fix();
+            let state = self.trust.entry(slot).or_default();
+            let assessment = trust::assess(record.kind, held.as_ref(), &fix, state, config);
+            if state.is_empty() {
+                self.trust.remove(&slot);
+            }
+            match assessment.fix_to_store(&fix) {
+                Some(stored) => fix = stored,
+                None => return Err(PingRejection::Implausible(assessment.message())),
+            }
+        }
+        record.fix = StoredFix::from_fix(&fix);
         if !record.moved {
             record.moved = true;
             self.moved.push(slot);
         }
-        self.hot[slot as usize].fix_time = ping.time;
-        self.place(slot, &ping.at, ping.at.to_xyz(), ping.time);
+        self.hot[slot as usize].fix_time = fix.time;
+        self.place(slot, &fix.at, fix.at.to_xyz(), fix.time);
         Ok((PingOutcome::Moved, slot))
     }
 

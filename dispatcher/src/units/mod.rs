@@ -317,6 +317,9 @@ pub enum PingRejection {
         /// The value sent.
         value: f32,
     },
+    /// Refused by the position trust rules (an impossible jump, an accuracy
+    /// past the hard limit): the message names the field and value.
+    Implausible(String),
 }
 
 impl PingRejection {
@@ -341,6 +344,7 @@ impl PingRejection {
             PingRejection::InvalidMotion { field, value } => {
                 format!("{field} = {value} is not finite or out of range")
             }
+            PingRejection::Implausible(message) => message.clone(),
         }
     }
 }

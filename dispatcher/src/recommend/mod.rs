@@ -1,17 +1,22 @@
-//! Nearest suitable units: the ranking policy.
+//! Suitable units for a target: the ranking policy.
 //!
 //! Candidates come from the spatial index cell by cell, nearest cell first (see
-//! `grid`); ranking uses great-circle metres from each unit's latest fix. The
-//! walk stops when the next cell cannot hold anything closer than the k-th
-//! pick, or lies past `max_distance_m`.
+//! `grid`). With a street network loaded, units are ranked by who arrives
+//! first over it ([`eta`]); without one, by great-circle metres from each
+//! unit's latest fix, and every reason says so. The walk stops when the next
+//! cell cannot hold anything better than the k-th pick, or lies past
+//! `max_distance_m`.
 //!
-//! Two steps: [`nearest_units`] is the search (no allocation per candidate; a
-//! candidate's eligibility is judged from the index's compact table, its
-//! record read only when the query filters on kind or capability), and
-//! [`recommend_units`] explains the result for operators.
+//! Two steps: the search ([`nearest_units`] by straight line, no allocation
+//! per candidate; `eta::rank_by_eta` over the network), and
+//! [`recommend_units`], which explains the result for operators.
+
+mod eta;
 
 use crate::Millis;
 use crate::geometry::{LonLat, chord_for_arc_m};
+use crate::network::{EtaMethod, Network};
+use crate::trust::{LocationConfidence, TrustConfig, confidence};
 use crate::units::{Candidate, Unit, UnitIndex, UnitKind, UnitStatus};
 
 /// At most this many excluded units are reported.
@@ -32,6 +37,12 @@ pub struct UnitQuery {
     pub required_capabilities: Vec<String>,
     /// Ignore units farther than this, metres.
     pub max_distance_m: Option<f64>,
+    /// The incident's priority (1 most urgent): the most urgent ones are
+    /// driven in emergency mode. `None`: normal driving. Set from the incident
+    /// for an incident target.
+    pub priority: Option<u32>,
+    /// Return each recommended unit's route geometry.
+    pub include_routes: bool,
 }
 
 /// Why a nearby unit was not recommended.
@@ -47,6 +58,9 @@ pub enum ExclusionReason {
     WrongKind,
     /// Lacks a capability the query requires.
     MissingCapability,
+    /// Suitable and closer by straight line than a pick, but arrives later
+    /// over the street network (a one-way maze, a river, a fence).
+    ArrivesLater,
 }
 
 /// One recommended unit, with why.
@@ -56,10 +70,21 @@ pub struct RecommendedUnit {
     pub unit: Unit,
     /// Great-circle metres from the unit's last fix to the target.
     pub distance_m: f64,
-    /// Straight-line estimate: distance x detour factor / planning speed.
+    /// Expected seconds to arrive: over the network, or (see `eta_method`)
+    /// distance x detour factor / planning speed.
     pub eta_s: f64,
-    /// Why it was chosen, for operators, e.g. "nearest available car #1:
-    /// 420 m, about 66 s at car speed".
+    /// How `eta_s` was made.
+    pub eta_method: EtaMethod,
+    /// Metres travelled over the network (with the legs to and from it),
+    /// when the ETA is a network one.
+    pub route_m: Option<f64>,
+    /// The way there, fix to target (only when the query asked for routes
+    /// and the ETA is a network one).
+    pub route: Vec<LonLat>,
+    /// How far to trust the unit's position (fix age and accuracy).
+    pub confidence: LocationConfidence,
+    /// Why it was chosen, for operators, e.g. "first to arrive #1: car,
+    /// 1 min 40 s over 640 m of road (420 m straight line)".
     pub reason: String,
 }
 
@@ -89,6 +114,33 @@ pub struct Recommendation {
     /// Units closer than the farthest pick (or within reach, when fewer than k
     /// were found) that were left out, nearest first.
     pub excluded: Vec<ExcludedUnit>,
+    /// For an incident: its response plan, filled (see [`crate::plans`]).
+    pub plan: Option<PlanOutcome>,
+}
+
+/// A response plan filled from the ranked units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOutcome {
+    /// Which plan applied, e.g. "fight, priority 1-2".
+    pub plan: String,
+    /// The units the plan asks for, fastest first, with the need each fills.
+    pub chosen: Vec<PlannedUnit>,
+    /// What the plan asks for that no unit can give, e.g. "no second car
+    /// within 10 minutes".
+    pub shortfalls: Vec<String>,
+    /// True when every required need is met.
+    pub complete: bool,
+}
+
+/// One unit a plan chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedUnit {
+    /// The unit's id.
+    pub unit_id: String,
+    /// Its ETA, seconds.
+    pub eta_s: f64,
+    /// Why, e.g. "the car the plan needs: 1 min 10 s".
+    pub reason: String,
 }
 
 /// The search result: slots and chords, nearest first.
@@ -238,67 +290,159 @@ fn exclusion_detail(
                 .find(|c| !index.has_capability(slot, c));
             format!("lacks capability {:?}", missing.map_or("", |c| c.as_str()))
         }
+        ExclusionReason::ArrivesLater => format!(
+            "{} arrives later over the street network than the {} chosen",
+            record.kind.as_str(),
+            query.k
+        ),
     }
 }
 
-/// [`nearest_units`], explained: each pick with its distance, ETA and why it
-/// was chosen, each exclusion with why it was left out.
+/// What the ranking may use besides the units.
+#[derive(Debug, Clone, Copy)]
+pub struct RankContext<'a> {
+    /// The street network, when one is loaded.
+    pub network: Option<&'a Network>,
+    /// Position trust rules (for each pick's location confidence).
+    pub trust: &'a TrustConfig,
+}
+
+/// "1 min 40 s", "45 s".
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "unknown".to_string();
+    }
+    let s = seconds.round() as i64;
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The suitable units that arrive first at `target` (by the network when
+/// `ctx` has one, else by straight line), explained: each pick with its
+/// distance, ETA, how the ETA was made and why it was chosen; each closer unit
+/// left out with why.
 pub fn recommend_units(
     index: &UnitIndex,
     target: LonLat,
     query: &UnitQuery,
     now: Millis,
+    ctx: RankContext<'_>,
 ) -> Recommendation {
-    let nearest = nearest_units(index, target, query, now);
     let with = if query.required_capabilities.is_empty() {
         String::new()
     } else {
         format!(" with {}", query.required_capabilities.join(", "))
     };
-    let units = nearest
-        .picks
-        .iter()
+    let (picks, excluded, later) = match ctx.network {
+        Some(network) => {
+            let r = eta::rank_by_eta(index, network, target, query, now);
+            (r.picks, r.excluded, r.later)
+        }
+        None => {
+            let nearest = nearest_units(index, target, query, now);
+            let picks = nearest
+                .picks
+                .iter()
+                .map(|&(chord, slot)| {
+                    let straight_m = crate::geometry::arc_for_chord_m(chord);
+                    eta::EtaPick {
+                        slot,
+                        straight_m,
+                        eta_s: crate::network::straight_eta_s(
+                            index.record(slot).kind,
+                            straight_m,
+                            DETOUR_FACTOR,
+                        ),
+                        route_m: None,
+                        method: EtaMethod::StraightLine,
+                        note: Some("no street network is loaded"),
+                        route: Vec::new(),
+                    }
+                })
+                .collect();
+            (picks, nearest.excluded, Vec::new())
+        }
+    };
+    let units = picks
+        .into_iter()
         .enumerate()
-        .map(|(rank, &(_, slot))| {
-            let unit = index.view(slot, now);
+        .map(|(rank, pick)| {
+            let unit = index.view(pick.slot, now);
             let fix = unit.fix.expect("indexed units have a fix");
             let distance_m = fix.at.distance_m(&target);
             let kind = unit.profile.kind;
-            let eta_s = distance_m * DETOUR_FACTOR / kind.planning_speed_mps();
-            let reason = format!(
-                "nearest available {} #{}{with}: {distance_m:.0} m, about {eta_s:.0} s at {} speed",
-                kind.as_str(),
-                rank + 1,
-                kind.as_str()
-            );
+            let reason = match (pick.method, pick.route_m) {
+                (EtaMethod::Network, Some(route_m)) => format!(
+                    "first to arrive #{}{with}: {}, {} over {route_m:.0} m of street ({distance_m:.0} m straight line)",
+                    rank + 1,
+                    kind.as_str(),
+                    format_duration(pick.eta_s)
+                ),
+                _ => format!(
+                    "nearest available {} #{}{with}: {distance_m:.0} m, about {} at {} speed (straight line: {})",
+                    kind.as_str(),
+                    rank + 1,
+                    format_duration(pick.eta_s),
+                    kind.as_str(),
+                    pick.note.unwrap_or("estimate")
+                ),
+            };
             RecommendedUnit {
+                confidence: confidence(&fix, now, kind, ctx.trust),
                 unit,
                 distance_m,
-                eta_s,
+                eta_s: pick.eta_s,
+                eta_method: pick.method,
+                route_m: pick.route_m,
+                route: pick.route,
                 reason,
             }
         })
         .collect();
-    let excluded = nearest
-        .excluded
+    let mut excluded: Vec<ExcludedUnit> = excluded
         .iter()
-        .map(|&(_, slot, reason)| {
-            let record = index.record(slot);
-            ExcludedUnit {
-                unit_id: index.unit_id(slot).to_string(),
-                call_sign: index.call_sign(slot).to_string(),
-                distance_m: record
-                    .fix()
-                    .map(|f| f.at.distance_m(&target))
-                    .unwrap_or(f64::NAN),
-                reason,
-                detail: exclusion_detail(index, slot, reason, query, now),
-            }
-        })
+        .map(|&(_, slot, reason)| excluded_unit(index, slot, reason, target, query, now))
         .collect();
+    excluded.extend(later.iter().map(|p| {
+        excluded_unit(
+            index,
+            p.slot,
+            ExclusionReason::ArrivesLater,
+            target,
+            query,
+            now,
+        )
+    }));
+    excluded.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+    excluded.truncate(MAX_EXCLUSIONS);
     Recommendation {
         target,
         units,
         excluded,
+        plan: None,
+    }
+}
+
+fn excluded_unit(
+    index: &UnitIndex,
+    slot: u32,
+    reason: ExclusionReason,
+    target: LonLat,
+    query: &UnitQuery,
+    now: Millis,
+) -> ExcludedUnit {
+    let record = index.record(slot);
+    ExcludedUnit {
+        unit_id: index.unit_id(slot).to_string(),
+        call_sign: index.call_sign(slot).to_string(),
+        distance_m: record
+            .fix()
+            .map(|f| f.at.distance_m(&target))
+            .unwrap_or(f64::NAN),
+        reason,
+        detail: exclusion_detail(index, slot, reason, query, now),
     }
 }
