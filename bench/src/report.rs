@@ -170,6 +170,26 @@ impl Row {
         }
     }
 
+    /// Patrol's figure alone, where lower is better (latencies, costs).
+    pub fn lower(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        unit: &'static str,
+        ours: f64,
+    ) -> Self {
+        Self::new(key, label, unit, ours, Better::Lower)
+    }
+
+    /// Patrol's figure alone, where higher is better (rates).
+    pub fn higher(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        unit: &'static str,
+        ours: f64,
+    ) -> Self {
+        Self::new(key, label, unit, ours, Better::Higher)
+    }
+
     pub fn with_redis(mut self, redis: f64) -> Self {
         self.redis = Some(redis);
         self
@@ -246,6 +266,24 @@ impl Report {
 
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
+    }
+
+    /// Rows `{key}_p50_ms`, `{key}_p99_ms` and `{key}_max_ms`, labelled
+    /// "{what} p50" and so on.
+    pub fn push_ms_percentiles(&mut self, key: &str, what: &str, s: &Summary) {
+        let figures = [
+            ("p50", s.p50_ms()),
+            ("p99", s.p99_ms()),
+            ("max", s.max_ms()),
+        ];
+        for (name, value) in figures {
+            self.push(Row::lower(
+                format!("{key}_{name}_ms"),
+                format!("{what} {name}"),
+                "ms",
+                value,
+            ));
+        }
     }
 
     pub fn row(&self, key: &str) -> Option<&Row> {
