@@ -12,6 +12,9 @@
 //! - `figures`: patrol's and Redis's figures, paired into rows.
 //! - `targets`: the targets.
 //! - `facts`: the machine, settings and notes of the run.
+//!
+//! Durability starts its own servers ([`crate::server::Launcher`]) and runs
+//! after the unit counts.
 
 mod context;
 mod core;
@@ -29,7 +32,7 @@ use tracing::{info, warn};
 
 use crate::durability;
 use crate::report::{Report, count_label};
-use crate::server::{Patrold, ServerSettings, ServerSource};
+use crate::server::{Launcher, Patrold, ServerSettings, ServerSource};
 use context::Context;
 
 pub use options::{Options, Phases};
@@ -75,9 +78,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
             core::run(input, &mut report)?;
         }
     }
-    if opts.phases.durability {
-        durability_phase(opts, &mut report).await?;
-    }
+    own_servers(opts, &mut report).await?;
     marginal_memory(&mut report, held);
     facts::record_end(&mut report, opts, started);
     info!(elapsed_s = started.elapsed().as_secs(), "run done");
@@ -113,26 +114,33 @@ async fn unit_count(opts: &Options, n: usize, report: &mut Report) -> Result<Opt
     Ok(cx.fig.bytes_per_unit)
 }
 
-/// In memory vs Redis on; it spawns its own servers.
-async fn durability_phase(opts: &Options, report: &mut Report) -> Result<()> {
-    let ServerSource::Spawn { patrold, .. } = &opts.server else {
+/// How phases that start their own servers start them (none with --server).
+fn launcher(opts: &Options) -> Option<Launcher> {
+    match &opts.server {
+        ServerSource::Spawn { patrold, .. } => Some(Launcher {
+            patrold: patrold.clone(),
+            redis_server: opts.redis_server.clone(),
+            workdir: opts.workdir.clone(),
+            settings: server_settings(opts),
+        }),
+        ServerSource::Connect { .. } => None,
+    }
+}
+
+/// The phases that spawn their own patrold (and redis-server).
+async fn own_servers(opts: &Options, report: &mut Report) -> Result<()> {
+    if !opts.phases.durability {
+        return Ok(());
+    }
+    let Some(launcher) = launcher(opts) else {
         warn!("durability phase skipped: it spawns its own servers (not with --server)");
         return Ok(());
     };
     let mut city = opts.city(opts.fresh_units());
     let spec = opts.ingest_spec();
-    durability::run(
-        patrold,
-        &opts.redis_server,
-        &opts.workdir,
-        &server_settings(opts),
-        &mut city,
-        &spec,
-        opts.freshness_rate,
-        report,
-    )
-    .await
-    .context("durability phase")
+    durability::run(&launcher, &mut city, &spec, opts.freshness_rate, report)
+        .await
+        .context("durability phase")
 }
 
 /// What one more unit costs between the two largest counts, without the
