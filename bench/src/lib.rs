@@ -33,6 +33,9 @@
 //! - [`freshness`]: ping-to-`Watch` latency with 1 and 100 subscribers.
 //! - [`recommend`]: `Recommend` over gRPC and the core's query in-process.
 //! - [`dispatch`]: `Dispatch` to the order on `ReceiveOrders`.
+//! - [`durability`]: ingest and freshness in memory vs with Redis on.
+//! - [`flood`]: a ping flood, one batch per `ReportPositions` call, every
+//!   reply counted (accepted, refused, failed by code, when).
 //! - [`redis_alt`]: the Redis way: its own `redis-server`, pipelined
 //!   `GEOADD`, the radius-doubling `GEOSEARCH`.
 //! - [`proc_stats`]: CPU time and RSS from `/proc`.
@@ -44,6 +47,7 @@
 pub mod city;
 pub mod dispatch;
 pub mod durability;
+pub mod flood;
 pub mod freshness;
 pub mod heap;
 pub mod ingest;

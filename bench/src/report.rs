@@ -591,6 +591,22 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A gRPC status code as it appears in metric names: `resource_exhausted`.
+pub fn code_key(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// "10k", "100k", "1m": unit counts in metric names.
 pub fn count_label(n: usize) -> String {
     if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
@@ -714,5 +730,11 @@ mod tests {
         assert_eq!(count_label(10_000), "10k");
         assert_eq!(count_label(1_000_000), "1m");
         assert_eq!(count_label(12_345), "12345");
+        assert_eq!(
+            code_key(tonic::Code::ResourceExhausted),
+            "resource_exhausted"
+        );
+        assert_eq!(code_key(tonic::Code::Ok), "ok");
+        assert_eq!(code_key(tonic::Code::DeadlineExceeded), "deadline_exceeded");
     }
 }
