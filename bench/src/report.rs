@@ -47,6 +47,11 @@ impl Latencies {
         self.0.is_empty()
     }
 
+    /// The smallest sample (0 when there is none).
+    pub fn min_ns(&self) -> u64 {
+        if self.0.is_empty() { 0 } else { self.0.min() }
+    }
+
     pub fn summary(&self) -> Summary {
         if self.0.is_empty() {
             return Summary::default();

@@ -13,8 +13,8 @@
 //! - `targets`: the targets.
 //! - `facts`: the machine, settings and notes of the run.
 //!
-//! Durability starts its own servers ([`crate::server::Launcher`]) and runs
-//! after the unit counts.
+//! Durability, urgent, connect_storm and checkpoint_stall start their own
+//! servers ([`crate::server::Launcher`]) and run after the unit counts.
 
 mod context;
 mod core;
@@ -30,9 +30,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use tracing::{info, warn};
 
-use crate::durability;
 use crate::report::{Report, count_label};
 use crate::server::{Launcher, Patrold, ServerSettings, ServerSource};
+use crate::{checkpoint_stall, connect_storm, durability, urgent};
 use context::Context;
 
 pub use options::{Options, Phases};
@@ -127,20 +127,45 @@ fn launcher(opts: &Options) -> Option<Launcher> {
     }
 }
 
-/// The phases that spawn their own patrold (and redis-server).
+/// The phases that spawn their own patrold (and redis-server): durability,
+/// urgent, connect_storm, checkpoint_stall, in that order.
 async fn own_servers(opts: &Options, report: &mut Report) -> Result<()> {
-    if !opts.phases.durability {
+    let p = opts.phases;
+    if !(p.durability || p.urgent || p.connect_storm || p.checkpoint_stall) {
         return Ok(());
     }
     let Some(launcher) = launcher(opts) else {
-        warn!("durability phase skipped: it spawns its own servers (not with --server)");
+        warn!(
+            "durability, urgent, connect_storm and checkpoint_stall skipped: they spawn their own servers (not with --server)"
+        );
         return Ok(());
     };
-    let mut city = opts.city(opts.fresh_units());
-    let spec = opts.ingest_spec();
-    durability::run(&launcher, &mut city, &spec, opts.freshness_rate, report)
-        .await
-        .context("durability phase")
+    if p.durability {
+        let mut city = opts.city(opts.fresh_units());
+        let spec = opts.ingest_spec();
+        durability::run(&launcher, &mut city, &spec, opts.freshness_rate, report)
+            .await
+            .context("durability phase")?;
+    }
+    if p.urgent {
+        let mut city = opts.city(opts.urgent_units);
+        urgent::run(&launcher, &mut city, &opts.urgent, report)
+            .await
+            .context("urgent phase")?;
+    }
+    if p.connect_storm {
+        let mut city = opts.city(opts.storm_units);
+        connect_storm::run(&launcher, &mut city, &opts.storm, report)
+            .await
+            .context("connect_storm phase")?;
+    }
+    if p.checkpoint_stall {
+        let mut city = opts.city(opts.checkpoint_units);
+        checkpoint_stall::run(&launcher, &mut city, &opts.checkpoint, report)
+            .await
+            .context("checkpoint_stall phase")?;
+    }
+    Ok(())
 }
 
 /// What one more unit costs between the two largest counts, without the

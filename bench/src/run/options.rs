@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::checkpoint_stall::CheckpointSpec;
 use crate::city::{Centre, City, CitySpec};
+use crate::connect_storm::StormSpec;
 use crate::ingest::IngestSpec;
 use crate::server::ServerSource;
+use crate::urgent::UrgentSpec;
 
 /// Which parts of the benchmark run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +19,12 @@ pub struct Phases {
     pub dispatch: bool,
     pub redis: bool,
     pub durability: bool,
+    /// CreateIncident under a ping flood, Redis on (not in the default list).
+    pub urgent: bool,
+    /// Ingest while Watch screens connect at once (not in the default list).
+    pub connect_storm: bool,
+    /// Redis stalls during checkpoints (not in the default list).
+    pub checkpoint_stall: bool,
 }
 
 impl Phases {
@@ -26,6 +35,9 @@ impl Phases {
         dispatch: true,
         redis: true,
         durability: true,
+        urgent: true,
+        connect_storm: true,
+        checkpoint_stall: true,
     };
 }
 
@@ -70,6 +82,15 @@ pub struct Options {
     pub sweep_time: Duration,
     /// Where to write `perf record` profiles of the server per phase.
     pub profile: Option<PathBuf>,
+    /// Units for `urgent`, and how it runs.
+    pub urgent_units: usize,
+    pub urgent: UrgentSpec,
+    /// Units for `connect_storm`, and how it runs.
+    pub storm_units: usize,
+    pub storm: StormSpec,
+    /// Units for `checkpoint_stall`, and how it runs.
+    pub checkpoint_units: usize,
+    pub checkpoint: CheckpointSpec,
 }
 
 /// The count in `units` nearest to `want` (`want` itself when there is none).
