@@ -6,8 +6,6 @@
 //! Stream before it is acknowledged and reaches the stream only after the log
 //! reader has applied it.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result};
 use tracing::info;
 
@@ -15,9 +13,8 @@ use crate::city::City;
 use crate::freshness;
 use crate::ingest::{self, IngestSpec};
 use crate::load::{register_units, send_positions};
-use crate::redis_alt::RedisServer;
 use crate::report::{Better, Report, Row, count_label};
-use crate::server::{Patrold, ServerSettings, ServerSource, config_toml};
+use crate::server::{Launcher, Patrold, redis_toml};
 
 /// What one mode measured.
 struct Measured {
@@ -26,37 +23,48 @@ struct Measured {
     fresh_p99_ms: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
-    patrold: &Path,
-    redis_binary: &Path,
-    workdir: &Path,
-    settings: &ServerSettings,
+    launcher: &Launcher,
     city: &mut City,
     spec: &IngestSpec,
     freshness_rate: f64,
     report: &mut Report,
 ) -> Result<()> {
     let label = count_label(city.units.len());
-    let memory_config = workdir.join("durability-memory.toml");
-    std::fs::write(&memory_config, config_toml(settings))?;
-    let memory = measure(patrold, memory_config, settings, city, spec, freshness_rate)
-        .await
-        .context("in-memory patrold")?;
-    let redis = RedisServer::start_durable(redis_binary, workdir).await?;
-    let redis_config = workdir.join("durability-redis.toml");
-    std::fs::write(
-        &redis_config,
-        format!(
-            "{}\n[redis]\nurls = [\"redis://127.0.0.1:{}\"]\n",
-            config_toml(settings),
-            redis.port
-        ),
-    )?;
-    let durable = measure(patrold, redis_config, settings, city, spec, freshness_rate)
-        .await
-        .context("patrold on redis")?;
+    let interval_ms = launcher.settings.position_interval_ms;
+    let load = Load {
+        spec,
+        freshness_rate,
+        interval_ms,
+    };
+    let memory = {
+        let server = launcher.patrold("durability-memory", "").await?;
+        measure(&server, city, &load)
+            .await
+            .context("in-memory patrold")?
+    };
+    let redis = launcher.durable_redis().await?;
+    let durable = {
+        let server = launcher
+            .patrold("durability-redis", &redis_toml(&redis.url(), &[]))
+            .await?;
+        measure(&server, city, &load)
+            .await
+            .context("patrold on redis")?
+    };
     drop(redis);
+    record(report, &label, &load, &memory, &durable);
+    Ok(())
+}
+
+/// The rows (in memory, Redis on), the share and the note.
+fn record(
+    report: &mut Report,
+    label: &str,
+    load: &Load<'_>,
+    memory: &Measured,
+    durable: &Measured,
+) {
     let rows = [
         (
             "ingest_memory_pings_per_s",
@@ -117,25 +125,19 @@ pub async fn run(
     );
     report.note(format!(
         "durability: the same patrold, city ({label} units) and load on the in-memory default and with [redis] on (own redis-server, AOF everysec); ingest {} streams x {}; ping-to-stream: 1 subscriber, {} pings/s",
-        spec.clients, spec.batch, freshness_rate
+        load.spec.clients, load.spec.batch, load.freshness_rate
     ));
-    Ok(())
 }
 
-async fn measure(
-    patrold: &Path,
-    config: PathBuf,
-    settings: &ServerSettings,
-    city: &mut City,
-    spec: &IngestSpec,
+/// The load both modes get.
+struct Load<'a> {
+    spec: &'a IngestSpec,
     freshness_rate: f64,
-) -> Result<Measured> {
-    let workdir = config.parent().map(Path::to_path_buf).unwrap_or_default();
-    let source = ServerSource::Spawn {
-        patrold: patrold.to_path_buf(),
-        config: Some(config),
-    };
-    let server = Patrold::start(&source, settings, &workdir).await?;
+    interval_ms: u64,
+}
+
+async fn measure(server: &Patrold, city: &mut City, load: &Load<'_>) -> Result<Measured> {
+    let spec = load.spec;
     let region = city.spec.region;
     let channels = server.channels(4).await?;
     register_units(&channels, &city.units).await?;
@@ -149,7 +151,7 @@ async fn measure(
         "durability ingest"
     );
     let fresh_spec = IngestSpec {
-        rate: Some(freshness_rate),
+        rate: Some(load.freshness_rate),
         batch: spec.batch.min(100),
         ..*spec
     };
@@ -163,7 +165,7 @@ async fn measure(
         &mut city.units,
         region,
         &fresh_spec,
-        settings.position_interval_ms,
+        load.interval_ms,
         observe,
     )
     .await?;

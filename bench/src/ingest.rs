@@ -66,11 +66,50 @@ pub fn batch_period(rate: f64, clients: usize, batch: usize) -> Duration {
     Duration::from_secs_f64(batch as f64 * clients as f64 / rate)
 }
 
+/// A client's share of the units, moved round-robin a few metres per ping.
+#[derive(Debug)]
+pub struct Mover {
+    pub units: Vec<SimUnit>,
+    region: Region,
+    rng: Xoshiro256PlusPlus,
+    cursor: usize,
+}
+
+impl Mover {
+    pub fn new(units: Vec<SimUnit>, region: Region, seed: u64) -> Self {
+        Self {
+            units,
+            region,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            cursor: 0,
+        }
+    }
+
+    /// The next `batch` units in turn, each moved and pinged at `now_ms` (fix
+    /// times strictly increase per unit). Empty when there are no units.
+    pub fn next_batch(&mut self, batch: usize, now_ms: i64) -> pb::ReportPositionsRequest {
+        let len = self.units.len();
+        let mut pings = Vec::with_capacity(if len == 0 { 0 } else { batch });
+        if len > 0 {
+            for _ in 0..batch {
+                let u = &mut self.units[self.cursor];
+                self.cursor += 1;
+                if self.cursor == len {
+                    self.cursor = 0;
+                }
+                u.step(&mut self.rng, &self.region);
+                pings.push(u.ping(now_ms));
+            }
+        }
+        pb::ReportPositionsRequest { pings }
+    }
+}
+
 /// A producer: moves units and sends batches until the deadline. Returns the
 /// units (with their new positions and fix times) and how many pings it sent.
 #[allow(clippy::too_many_arguments)]
 pub async fn produce(
-    mut units: Vec<SimUnit>,
+    units: Vec<SimUnit>,
     region: Region,
     batch: usize,
     deadline: Instant,
@@ -78,12 +117,11 @@ pub async fn produce(
     seed: u64,
     tx: mpsc::Sender<pb::ReportPositionsRequest>,
 ) -> (Vec<SimUnit>, u64) {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut cursor = 0usize;
+    let mut mover = Mover::new(units, region, seed);
     let mut sent = 0u64;
     let mut next = tokio::time::Instant::now();
-    if units.is_empty() {
-        return (units, 0);
+    if mover.units.is_empty() {
+        return (mover.units, 0);
     }
     loop {
         if let Some(p) = period {
@@ -93,24 +131,13 @@ pub async fn produce(
         if Instant::now() >= deadline {
             break;
         }
-        let now = unix_ms();
-        let mut pings = Vec::with_capacity(batch);
-        let len = units.len();
-        for _ in 0..batch {
-            let u = &mut units[cursor];
-            cursor += 1;
-            if cursor == len {
-                cursor = 0;
-            }
-            u.step(&mut rng, &region);
-            pings.push(u.ping(now));
-        }
-        sent += pings.len() as u64;
-        if tx.send(pb::ReportPositionsRequest { pings }).await.is_err() {
+        let request = mover.next_batch(batch, unix_ms());
+        sent += request.pings.len() as u64;
+        if tx.send(request).await.is_err() {
             break;
         }
     }
-    (units, sent)
+    (mover.units, sent)
 }
 
 /// Runs the ingest load; the units come back in their original order with

@@ -33,6 +33,14 @@
 //! - [`freshness`]: ping-to-`Watch` latency with 1 and 100 subscribers.
 //! - [`recommend`]: `Recommend` over gRPC and the core's query in-process.
 //! - [`dispatch`]: `Dispatch` to the order on `ReceiveOrders`.
+//! - [`durability`]: ingest and freshness in memory vs with Redis on.
+//! - [`flood`]: a ping flood, one batch per `ReportPositions` call, every
+//!   reply counted (accepted, refused, failed by code, when).
+//! - [`urgent`]: `CreateIncident` and `Dispatch` latency under a ping flood
+//!   that fills the server's queue for Redis, vs without it.
+//! - [`connect_storm`]: ingest while many `Watch` screens connect at once.
+//! - [`checkpoint_stall`]: the longest Redis stall while checkpoints are
+//!   written, with [`redis_probe`] sending `PING` every millisecond.
 //! - [`redis_alt`]: the Redis way: its own `redis-server`, pipelined
 //!   `GEOADD`, the radius-doubling `GEOSEARCH`.
 //! - [`proc_stats`]: CPU time and RSS from `/proc`.
@@ -41,9 +49,12 @@
 //! - [`report`]: histograms, the comparison table, targets and JSON.
 //! - [`run`]: the phases in order, per unit count.
 
+pub mod checkpoint_stall;
 pub mod city;
+pub mod connect_storm;
 pub mod dispatch;
 pub mod durability;
+pub mod flood;
 pub mod freshness;
 pub mod heap;
 pub mod ingest;
@@ -52,7 +63,9 @@ pub mod proc_stats;
 pub mod profile;
 pub mod recommend;
 pub mod redis_alt;
+pub mod redis_probe;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod urgent;
 pub mod watch_scan;

@@ -41,6 +41,16 @@ pub fn unix_us() -> i64 {
 
 /// Registers every unit; returns how long it took.
 pub async fn register_units(channels: &[Channel], units: &[SimUnit]) -> Result<Duration> {
+    register_units_with(channels, units, LOAD_CONCURRENCY).await
+}
+
+/// [`register_units`] with at most `concurrency` requests in flight (below a
+/// durable server's `redis.max_in_flight`, so loading is never refused).
+pub async fn register_units_with(
+    channels: &[Channel],
+    units: &[SimUnit],
+    concurrency: usize,
+) -> Result<Duration> {
     let start = Instant::now();
     let clients: Vec<_> = channels.iter().map(unit_client).collect();
     stream::iter(units.iter().enumerate())
@@ -59,7 +69,7 @@ pub async fn register_units(channels: &[Channel], units: &[SimUnit]) -> Result<D
                     .with_context(|| format!("registering {}", u.id))
             }
         })
-        .buffer_unordered(LOAD_CONCURRENCY)
+        .buffer_unordered(concurrency.max(1))
         .try_for_each(|_| async { Ok(()) })
         .await?;
     Ok(start.elapsed())
@@ -110,6 +120,15 @@ pub async fn send_positions(
 
 /// Sets every unit marked busy to BUSY.
 pub async fn mark_busy(channels: &[Channel], units: &[SimUnit]) -> Result<Duration> {
+    mark_busy_with(channels, units, LOAD_CONCURRENCY).await
+}
+
+/// [`mark_busy`] with at most `concurrency` requests in flight.
+pub async fn mark_busy_with(
+    channels: &[Channel],
+    units: &[SimUnit],
+    concurrency: usize,
+) -> Result<Duration> {
     let start = Instant::now();
     let clients: Vec<_> = channels.iter().map(unit_client).collect();
     stream::iter(units.iter().filter(|u| u.busy).enumerate())
@@ -126,7 +145,7 @@ pub async fn mark_busy(channels: &[Channel], units: &[SimUnit]) -> Result<Durati
                     .with_context(|| format!("marking {} busy", u.id))
             }
         })
-        .buffer_unordered(LOAD_CONCURRENCY)
+        .buffer_unordered(concurrency.max(1))
         .try_for_each(|_| async { Ok(()) })
         .await?;
     Ok(start.elapsed())

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use patrol_bench::checkpoint_stall::CheckpointSpec;
 use patrol_bench::city::Centre;
+use patrol_bench::connect_storm::StormSpec;
 use patrol_bench::report::Report;
 use patrol_bench::run::{Options, Phases, run};
 use patrol_bench::server::{ServerSource, default_patrold};
+use patrol_bench::urgent::UrgentSpec;
 
 /// Counts live heap bytes, for the in-process core's memory per unit.
 #[global_allocator]
@@ -25,6 +28,17 @@ enum Phase {
     Redis,
     /// Ingest and ping-to-stream latency, in memory vs with Redis on.
     Durability,
+    /// CreateIncident and Dispatch latency under a ping flood, Redis on, vs
+    /// without the flood (slow: not in the default list).
+    Urgent,
+    /// Ingest while Watch screens connect at once, in memory (not in the
+    /// default list).
+    #[value(name = "connect_storm", alias = "connect-storm")]
+    ConnectStorm,
+    /// The longest Redis stall while checkpoints are written, Redis on (slow:
+    /// not in the default list).
+    #[value(name = "checkpoint_stall", alias = "checkpoint-stall")]
+    CheckpointStall,
 }
 
 /// Benchmarks patrold through its gRPC API against Redis GEO on the same
@@ -133,6 +147,55 @@ struct Args {
     /// Dispatch round trips (default 500; quick: 100).
     #[arg(long)]
     dispatch_rounds: Option<usize>,
+    /// Registered units for `urgent` (default 100000; quick: 10000).
+    #[arg(long, help_heading = "urgent")]
+    urgent_units: Option<usize>,
+    /// CreateIncident calls per second, issued on a fixed schedule.
+    #[arg(long, default_value_t = 20.0, help_heading = "urgent")]
+    urgent_rate: f64,
+    /// Dispatch an available unit to every Nth incident (0: none).
+    #[arg(long, default_value_t = 2, help_heading = "urgent")]
+    urgent_dispatch_every: usize,
+    /// Seconds of incidents without the flood, and again with it (default 10;
+    /// quick: 3).
+    #[arg(long, help_heading = "urgent")]
+    urgent_seconds: Option<f64>,
+    /// Concurrent flood callers, one ReportPositions call in flight each.
+    #[arg(long, default_value_t = 256, help_heading = "urgent")]
+    urgent_flood_callers: usize,
+    /// Connections the flood callers share.
+    #[arg(long, default_value_t = 16, help_heading = "urgent")]
+    urgent_flood_connections: usize,
+    /// Pings per flood call.
+    #[arg(long, default_value_t = 100, help_heading = "urgent")]
+    urgent_flood_batch: usize,
+    /// The server's redis.max_in_flight: low, so the flood reaches refusal.
+    #[arg(long, default_value_t = 16, help_heading = "urgent")]
+    urgent_max_in_flight: u64,
+    /// The server's redis.queue_wait_ms.
+    #[arg(long, default_value_t = 50, help_heading = "urgent")]
+    urgent_queue_wait_ms: u64,
+    /// Registered units for `connect_storm` (default 100000; quick: 10000).
+    #[arg(long, help_heading = "connect_storm")]
+    storm_units: Option<usize>,
+    /// Watch screens that connect at once.
+    #[arg(long, default_value_t = 100, help_heading = "connect_storm")]
+    storm_subscribers: usize,
+    /// Seconds of steady ingest measured before the storm (default 3; quick: 2).
+    #[arg(long, help_heading = "connect_storm")]
+    storm_seconds: Option<f64>,
+    /// Registered units for `checkpoint_stall` (default 1000000; quick: 100000).
+    #[arg(long, help_heading = "checkpoint_stall")]
+    checkpoint_units: Option<usize>,
+    /// Seconds measured after loading (default 40; quick: 15).
+    #[arg(long, help_heading = "checkpoint_stall")]
+    checkpoint_seconds: Option<f64>,
+    /// The server's redis.checkpoint_interval_ms (default 5000; quick: 2000).
+    #[arg(long, help_heading = "checkpoint_stall")]
+    checkpoint_interval_ms: Option<u64>,
+    /// The server's redis.keep_ms: short, so every checkpoint trims the log.
+    #[arg(long, default_value_t = 10_000, help_heading = "checkpoint_stall")]
+    checkpoint_keep_ms: u64,
 }
 
 /// "4x500" -> (4, 500).
@@ -179,13 +242,19 @@ fn options(args: &Args) -> Result<Options> {
         dispatch: has(Phase::Dispatch),
         redis: has(Phase::Redis),
         durability: has(Phase::Durability),
+        urgent: has(Phase::Urgent),
+        connect_storm: has(Phase::ConnectStorm),
+        checkpoint_stall: has(Phase::CheckpointStall),
     };
     let needs_patrold = !args.no_patrold
         && (phases.ingest
             || phases.recommend
             || phases.freshness
             || phases.dispatch
-            || phases.durability);
+            || phases.durability
+            || phases.urgent
+            || phases.connect_storm
+            || phases.checkpoint_stall);
     let server = match &args.server {
         Some(url) => ServerSource::Connect {
             url: url.clone(),
@@ -256,7 +325,47 @@ fn options(args: &Args) -> Result<Options> {
         profile: args.profile.clone(),
         sweep_units: args.sweep_units,
         sweep_time: Duration::from_secs_f64(args.sweep_seconds),
+        urgent_units: args
+            .urgent_units
+            .unwrap_or(if q { 10_000 } else { 100_000 }),
+        urgent: UrgentSpec {
+            rate: args.urgent_rate,
+            dispatch_every: args.urgent_dispatch_every,
+            duration: secs(args.urgent_seconds, if q { 3.0 } else { 10.0 }),
+            flood_workers: args.urgent_flood_callers.max(1),
+            flood_connections: args.urgent_flood_connections.max(1),
+            flood_batch: args.urgent_flood_batch.max(1),
+            max_in_flight: args.urgent_max_in_flight.max(1),
+            queue_wait_ms: args.urgent_queue_wait_ms,
+            seed: args.seed,
+        },
+        storm_units: args.storm_units.unwrap_or(if q { 10_000 } else { 100_000 }),
+        storm: StormSpec {
+            subscribers: args.storm_subscribers,
+            steady: secs(args.storm_seconds, if q { 2.0 } else { 3.0 }),
+            clients: args.clients.max(1),
+            batch: args.batch.max(1),
+            seed: args.seed,
+        },
+        checkpoint_units: args
+            .checkpoint_units
+            .unwrap_or(if q { 100_000 } else { 1_000_000 }),
+        checkpoint: CheckpointSpec {
+            duration: secs(args.checkpoint_seconds, if q { 15.0 } else { 40.0 }),
+            interval_ms: args
+                .checkpoint_interval_ms
+                .unwrap_or(if q { 2_000 } else { 5_000 }),
+            keep_ms: args.checkpoint_keep_ms,
+            clients: args.clients.max(1),
+            batch: args.batch.max(1),
+            seed: args.seed,
+        },
     })
+}
+
+/// `given` seconds, or `default`.
+fn secs(given: Option<f64>, default: f64) -> Duration {
+    Duration::from_secs_f64(given.unwrap_or(default).max(0.001))
 }
 
 #[tokio::main]

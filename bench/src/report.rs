@@ -47,6 +47,11 @@ impl Latencies {
         self.0.is_empty()
     }
 
+    /// The smallest sample (0 when there is none).
+    pub fn min_ns(&self) -> u64 {
+        if self.0.is_empty() { 0 } else { self.0.min() }
+    }
+
     pub fn summary(&self) -> Summary {
         if self.0.is_empty() {
             return Summary::default();
@@ -170,6 +175,26 @@ impl Row {
         }
     }
 
+    /// Patrol's figure alone, where lower is better (latencies, costs).
+    pub fn lower(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        unit: &'static str,
+        ours: f64,
+    ) -> Self {
+        Self::new(key, label, unit, ours, Better::Lower)
+    }
+
+    /// Patrol's figure alone, where higher is better (rates).
+    pub fn higher(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        unit: &'static str,
+        ours: f64,
+    ) -> Self {
+        Self::new(key, label, unit, ours, Better::Higher)
+    }
+
     pub fn with_redis(mut self, redis: f64) -> Self {
         self.redis = Some(redis);
         self
@@ -246,6 +271,24 @@ impl Report {
 
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
+    }
+
+    /// Rows `{key}_p50_ms`, `{key}_p99_ms` and `{key}_max_ms`, labelled
+    /// "{what} p50" and so on.
+    pub fn push_ms_percentiles(&mut self, key: &str, what: &str, s: &Summary) {
+        let figures = [
+            ("p50", s.p50_ms()),
+            ("p99", s.p99_ms()),
+            ("max", s.max_ms()),
+        ];
+        for (name, value) in figures {
+            self.push(Row::lower(
+                format!("{key}_{name}_ms"),
+                format!("{what} {name}"),
+                "ms",
+                value,
+            ));
+        }
     }
 
     pub fn row(&self, key: &str) -> Option<&Row> {
@@ -553,6 +596,22 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A gRPC status code as it appears in metric names: `resource_exhausted`.
+pub fn code_key(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// "10k", "100k", "1m": unit counts in metric names.
 pub fn count_label(n: usize) -> String {
     if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
@@ -676,5 +735,11 @@ mod tests {
         assert_eq!(count_label(10_000), "10k");
         assert_eq!(count_label(1_000_000), "1m");
         assert_eq!(count_label(12_345), "12345");
+        assert_eq!(
+            code_key(tonic::Code::ResourceExhausted),
+            "resource_exhausted"
+        );
+        assert_eq!(code_key(tonic::Code::Ok), "ok");
+        assert_eq!(code_key(tonic::Code::DeadlineExceeded), "deadline_exceeded");
     }
 }

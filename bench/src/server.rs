@@ -13,6 +13,7 @@ use patrol_proto::v1 as pb;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proc_stats::{self, ProcSample};
+use crate::redis_alt::RedisServer;
 
 /// Largest message the bench accepts (snapshots and position batches of a
 /// million units are several megabytes).
@@ -45,6 +46,8 @@ pub struct ServerSettings {
 pub struct Patrold {
     pub url: String,
     pub pid: Option<u32>,
+    /// `127.0.0.1:PORT` of its HTTP side (`/metrics`), when the bench spawned it.
+    pub http: Option<String>,
     child: Option<Child>,
     log: Option<PathBuf>,
 }
@@ -74,6 +77,11 @@ pub fn default_patrold() -> Result<PathBuf> {
     )
 }
 
+/// A spawned server's log filter: `PATROLD_LOG`, or warnings only.
+fn default_log_filter() -> String {
+    std::env::var("PATROLD_LOG").unwrap_or_else(|_| "warn".into())
+}
+
 /// The config file for a spawned server.
 pub fn config_toml(s: &ServerSettings) -> String {
     format!(
@@ -94,6 +102,7 @@ impl Patrold {
                 let mut server = Patrold {
                     url: url.clone(),
                     pid: *pid,
+                    http: None,
                     child: None,
                     log: None,
                 };
@@ -101,8 +110,6 @@ impl Patrold {
                 Ok(server)
             }
             ServerSource::Spawn { patrold, config } => {
-                let grpc = free_port()?;
-                let http = free_port()?;
                 let config = match config {
                     Some(c) => c.clone(),
                     None => {
@@ -111,33 +118,63 @@ impl Patrold {
                         p
                     }
                 };
-                let log = workdir.join(format!("patrold-{grpc}.log"));
-                let child = Command::new(patrold)
-                    .arg("--grpc")
-                    .arg(format!("127.0.0.1:{grpc}"))
-                    .arg("--http")
-                    .arg(format!("127.0.0.1:{http}"))
-                    .arg("--config")
-                    .arg(&config)
-                    .env(
-                        "PATROL_LOG",
-                        std::env::var("PATROLD_LOG").unwrap_or_else(|_| "warn".into()),
-                    )
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(File::create(&log)?)
-                    .spawn()
-                    .with_context(|| format!("spawning {}", patrold.display()))?;
-                let mut server = Patrold {
-                    url: format!("http://127.0.0.1:{grpc}"),
-                    pid: Some(child.id()),
-                    child: Some(child),
-                    log: Some(log),
-                };
-                server.wait_ready(Some(Duration::from_secs(60))).await?;
-                Ok(server)
+                Self::spawn(patrold, &config, workdir, &default_log_filter()).await
             }
         }
+    }
+
+    /// Spawns `binary` with `config` on free ports, its log (at `log_filter`)
+    /// in `workdir`, and waits until it answers a gRPC call.
+    pub async fn spawn(
+        binary: &Path,
+        config: &Path,
+        workdir: &Path,
+        log_filter: &str,
+    ) -> Result<Patrold> {
+        let grpc = free_port()?;
+        let http = free_port()?;
+        let log = workdir.join(format!("patrold-{grpc}.log"));
+        let child = Command::new(binary)
+            .arg("--grpc")
+            .arg(format!("127.0.0.1:{grpc}"))
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http}"))
+            .arg("--config")
+            .arg(config)
+            .env("PATROL_LOG", log_filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("spawning {}", binary.display()))?;
+        let mut server = Patrold {
+            url: format!("http://127.0.0.1:{grpc}"),
+            pid: Some(child.id()),
+            http: Some(format!("127.0.0.1:{http}")),
+            child: Some(child),
+            log: Some(log),
+        };
+        // A durable node serves once it has replayed the region's log, which
+        // for a million units takes a while.
+        server.wait_ready(Some(Duration::from_secs(300))).await?;
+        Ok(server)
+    }
+
+    /// The server's `/metrics` page (Prometheus text).
+    pub async fn metrics(&self) -> Result<String> {
+        let addr = self
+            .http
+            .as_deref()
+            .context("the server's HTTP address is not known (not spawned by the bench)")?;
+        http_get(addr, "/metrics").await
+    }
+
+    /// The whole log of the spawned server.
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .unwrap_or_default()
     }
 
     async fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -223,6 +260,119 @@ impl Drop for Patrold {
     }
 }
 
+/// What a phase that starts its own servers needs: the binaries, a directory
+/// for their files, and the settings every spawned patrold gets.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub patrold: PathBuf,
+    pub redis_server: PathBuf,
+    pub workdir: PathBuf,
+    pub settings: ServerSettings,
+}
+
+impl Launcher {
+    /// A patrold with the bench's settings plus `extra` (TOML, e.g. from
+    /// [`redis_toml`]), its config written to `<name>.toml` in the workdir.
+    pub async fn patrold(&self, name: &str, extra: &str) -> Result<Patrold> {
+        self.patrold_logging(name, extra, &default_log_filter())
+            .await
+    }
+
+    /// [`Launcher::patrold`] with its log at `log_filter`.
+    pub async fn patrold_logging(
+        &self,
+        name: &str,
+        extra: &str,
+        log_filter: &str,
+    ) -> Result<Patrold> {
+        let config = self.workdir.join(format!("{name}.toml"));
+        std::fs::write(&config, format!("{}{extra}", config_toml(&self.settings)))?;
+        Patrold::spawn(&self.patrold, &config, &self.workdir, log_filter)
+            .await
+            .with_context(|| format!("patrold for {name}"))
+    }
+
+    /// The bench's own redis-server on a free port, persistence off.
+    pub async fn redis(&self) -> Result<RedisServer> {
+        RedisServer::start(&self.redis_server, &self.workdir)
+            .await
+            .with_context(|| redis_hint(&self.redis_server))
+    }
+
+    /// One with AOF on, `appendfsync everysec` (as `deploy/redis.conf`).
+    pub async fn durable_redis(&self) -> Result<RedisServer> {
+        RedisServer::start_durable(&self.redis_server, &self.workdir)
+            .await
+            .with_context(|| redis_hint(&self.redis_server))
+    }
+}
+
+fn redis_hint(binary: &Path) -> String {
+    format!(
+        "starting {} (install redis-server or pass --redis-server PATH)",
+        binary.display()
+    )
+}
+
+/// A `[redis]` section: `urls = [url]` (what `patrold --redis URL` sets) and
+/// `settings` (e.g. `("max_in_flight", 8)`).
+pub fn redis_toml(url: &str, settings: &[(&str, u64)]) -> String {
+    let mut out = format!("\n[redis]\nurls = [\"{url}\"]\n");
+    for (key, value) in settings {
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    out
+}
+
+/// `GET path` over HTTP/1.0 from `addr`; the body of a 200 response.
+pub async fn http_get(addr: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no HTTP header in the reply to GET {path}"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200") {
+        bail!("GET {path} from {addr}: {status}");
+    }
+    Ok(body.to_string())
+}
+
+/// The sum over every series of `name` in Prometheus text whose labels
+/// contain `label` (e.g. `op="checkpoint"`; "" for all); `None` when no series
+/// of that name is there (a histogram never recorded is not listed).
+pub fn metric_sum(text: &str, name: &str, label: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once('}') {
+                Some((labels, value)) => (labels, value),
+                None => continue,
+            },
+            None if rest.starts_with(' ') => ("", rest),
+            None => continue,
+        };
+        if !labels.contains(label) {
+            continue;
+        }
+        if let Ok(v) = value.trim().parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
 /// A channel with windows large enough that HTTP/2 flow control does not cap a
 /// fast stream on loopback.
 pub async fn connect(url: &str) -> Result<Channel> {
@@ -245,6 +395,38 @@ mod tests {
         let p = free_port().unwrap();
         assert!(p > 0);
         TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    #[test]
+    fn redis_section() {
+        assert_eq!(
+            redis_toml(
+                "redis://127.0.0.1:7",
+                &[("max_in_flight", 8), ("queue_wait_ms", 50)]
+            ),
+            "\n[redis]\nurls = [\"redis://127.0.0.1:7\"]\nmax_in_flight = 8\nqueue_wait_ms = 50\n"
+        );
+    }
+
+    #[test]
+    fn metric_sums_over_matching_series() {
+        let text = "# HELP patrol_redis_errors_total failed\n\
+            patrol_redis_errors_total{op=\"checkpoint\"} 2\n\
+            patrol_redis_errors_total{op=\"append\"} 5\n\
+            patrol_checkpoint_seconds_count 7\n\
+            patrol_checkpoint_seconds_sum 10.5\n\
+            patrol_checkpoint_seconds_bucket{le=\"1\"} 3\n";
+        assert_eq!(metric_sum(text, "patrol_redis_errors_total", ""), Some(7.0));
+        assert_eq!(
+            metric_sum(text, "patrol_redis_errors_total", "op=\"checkpoint\""),
+            Some(2.0)
+        );
+        assert_eq!(
+            metric_sum(text, "patrol_checkpoint_seconds_count", ""),
+            Some(7.0)
+        );
+        assert_eq!(metric_sum(text, "patrol_checkpoint_seconds", ""), None);
+        assert_eq!(metric_sum(text, "patrol_pings_accepted_total", ""), None);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! - `cli`: the clap definitions of every command and flag.
 //! - `commands`: one-shot commands (request, call, print) and their formatting.
 //! - `session`: the long-lived streams (`watch`, `orders`) with reconnect and backoff.
-//! - `watch`: the command-room state built from `WatchEvent`s, gap checks and the
-//!   pure text rendering of the live view.
+//! - `watch`: the command room as `watch` sees it: the state built from
+//!   `WatchEvent`s (snapshots, gaps, resync, resume), how each event is told,
+//!   the plain-text view and its terminal framing; all pure.
 //! - `format`: enum words, bounding boxes, times, ages, tables.
 
 mod cli;

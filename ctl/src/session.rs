@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 
 use crate::cli::WatchArgs;
 use crate::commands::{now_ms, order_line};
-use crate::watch::{RoomState, View, render, summary};
+use crate::watch::{RoomState, View, render, summary, terminal};
 
 /// The live view is redrawn this often (ages change even when nothing else does).
 const REDRAW_EVERY: Duration = Duration::from_millis(500);
@@ -93,23 +93,14 @@ impl Screen {
         }
     }
 
-    /// Redraws in place: home, each line cleared to its end, the rest below
-    /// cleared. Flicker-free without a TUI library.
+    /// Redraws the live view in place.
     fn draw(&self, state: &mut RoomState) {
         let now = now_ms();
         state.tick(now);
-        let mut text = String::new();
-        for line in render(state, &self.view, now).lines() {
-            // Gap and resync alarms in inverse video, so they cannot be missed.
-            if line.contains("!!") || line.contains("RESYNC") {
-                text.push_str(&format!("\x1b[7m{line}\x1b[0m\x1b[K\n"));
-            } else {
-                text.push_str(&format!("{line}\x1b[K\n"));
-            }
-        }
+        let text = terminal::frame(&render(state, &self.view, now));
         let mut out = std::io::stdout().lock();
         // A closed terminal is noticed on the next Ctrl-C; nothing to do here.
-        let _ = write!(out, "\x1b[H{text}\x1b[J");
+        let _ = write!(out, "{text}");
         let _ = out.flush();
     }
 }
@@ -136,7 +127,7 @@ pub async fn watch(server: &str, channel: Channel, args: WatchArgs) -> Result<()
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     if mode == Mode::Live {
-        print!("\x1b[2J");
+        print!("{}", terminal::CLEAR_SCREEN);
     }
     let mut received: u64 = 0;
     let mut reconnecting = false;
