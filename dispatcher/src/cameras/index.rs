@@ -17,7 +17,7 @@ use rstar::{AABB, RTree, RTreeObject};
 
 use super::aim::Aim;
 use super::model::{Camera, CameraConfig, PtzPose};
-use super::view::{CameraSight, Frame, Look, RankKey, ecef, rank_cmp};
+use super::view::{CameraSight, Frame, Look, RankKey, ecef, polar, rank_cmp};
 use crate::Millis;
 use crate::error::Error;
 use crate::geometry::{BoundingBox, LonLat, chord_for_arc_m};
@@ -94,9 +94,11 @@ pub struct PathSight {
     /// Metres along the path to where its *current* view first covers it,
     /// if it does (never before `along_m`).
     pub now_along_m: Option<f64>,
-    /// How the camera sees `at`. With a corridor wider than 0, `at` itself
-    /// may lie up to `corridor_m` outside its view: then neither
-    /// `sees_now` nor `after_turn` says so.
+    /// How the camera sees `at`: distance, bearing and off-axis angle to
+    /// it; `sees_now` when its current view covers the path from `at` on
+    /// (within the corridor, so `at` itself may lie up to `corridor_m`
+    /// outside it); otherwise, for a PTZ camera, `after_turn`, the pose
+    /// that centres `at` as nearly as its limits allow.
     pub sight: CameraSight,
 }
 
@@ -584,7 +586,16 @@ impl CameraIndex {
                 continue;
             };
             let at = frame.ground_point(east, north);
-            let look = camera.look_any(&frame, &ecef(&at));
+            // judged where the path enters, in the camera's plane: on the
+            // edge of the view, where re-measuring `at` could fall either way
+            let (distance_m, bearing_deg) = polar(east, north);
+            let mut look = camera.look_at(distance_m, bearing_deg);
+            look.sees_now = now_along_m == Some(along_m);
+            look.after_turn = if look.sees_now {
+                None
+            } else {
+                camera.turn_towards(distance_m, bearing_deg)
+            };
             let key = (along_m, look.rank_key(slot));
             found.push((
                 key,

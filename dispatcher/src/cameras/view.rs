@@ -490,14 +490,6 @@ impl Camera {
         (look.sees_now || look.after_turn.is_some()).then_some(look)
     }
 
-    /// The sight from the camera's own `frame`, whether or not it sees the
-    /// point (then `sees_now` is false and `after_turn` `None`).
-    pub(crate) fn look_any(&self, frame: &Frame, target: &[f64; 3]) -> Look {
-        let (east, north) = frame.east_north(target);
-        let (distance_m, bearing_deg) = polar(east, north);
-        self.look_at(distance_m, bearing_deg)
-    }
-
     /// The sight of the ground point at `distance_m` along `bearing_deg`.
     ///
     /// Score: for a camera that sees the point now, `|off_axis| / (fov/2) +
@@ -506,7 +498,7 @@ impl Camera {
     /// foot, 2 = the corner of its view). For one that must turn,
     /// `|off_axis| / 180 + distance / range`: how far it must turn, as a
     /// fraction of a half turn, and how far.
-    fn look_at(&self, distance_m: f64, bearing_deg: f64) -> Look {
+    pub(crate) fn look_at(&self, distance_m: f64, bearing_deg: f64) -> Look {
         let off_axis_deg = if distance_m == 0.0 {
             0.0
         } else {
@@ -526,21 +518,24 @@ impl Camera {
             look.score = off_axis_deg.abs() / (self.fov_deg / 2.0) + depth;
             return look;
         }
-        let Some(head) = &self.ptz_head else {
-            return look;
-        };
-        if !self.reach_region().contains(distance_m, bearing_deg) {
-            return look;
+        if self.ptz_head.is_some() && self.reach_region().contains(distance_m, bearing_deg) {
+            look.after_turn = self.turn_towards(distance_m, bearing_deg);
         }
+        look
+    }
+
+    /// For a PTZ camera, the pose that centres the ground point at
+    /// `distance_m` along `bearing_deg` as nearly as its limits allow.
+    pub(crate) fn turn_towards(&self, distance_m: f64, bearing_deg: f64) -> Option<Turn> {
+        let head = self.ptz_head.as_ref()?;
         let relative = wrap360(bearing_deg - head.zero_pan_azimuth_deg);
         let pan_deg = pan_clamped(relative, head.pan_min_deg, head.pan_max_deg);
         let depression = self.mount_height_m.atan2(distance_m).to_degrees();
-        look.after_turn = Some(Turn {
+        Some(Turn {
             pan_deg,
             tilt_deg: depression.clamp(head.tilt_min_deg, head.tilt_max_deg),
             heading_deg: wrap360(head.zero_pan_azimuth_deg + pan_deg),
-        });
-        look
+        })
     }
 }
 
