@@ -635,6 +635,13 @@ proptest! {
             let w = wide.iter().find(|w| w.sight.camera_id == s.sight.camera_id);
             prop_assert!(w.is_some_and(|w| w.along_m <= s.along_m + 1e-6));
         }
+        // a walk cut short by a limit gives the same first cameras
+        for limit in [1, 2, 5] {
+            for (corridor, all) in [(0.0, &along), (20.0, &wide)] {
+                let part = d.cameras_along(&path, corridor, NOW, limit).unwrap();
+                prop_assert_eq!(&part[..], &all[..limit.min(all.len())]);
+            }
+        }
     }
 }
 

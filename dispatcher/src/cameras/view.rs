@@ -196,6 +196,42 @@ impl Region {
         best
     }
 
+    /// The region's bounding box in the frame's plane: (west, east, south,
+    /// north) metres from the camera, `None` when it is empty.
+    pub fn plane_bounds(&self) -> Option<[f64; 4]> {
+        if self.is_empty() {
+            return None;
+        }
+        let far = self.far_m;
+        if self.full_circle() {
+            return Some([-far, far, -far, far]);
+        }
+        let mut bounds = [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut add = |distance: f64, bearing: f64| {
+            let (ux, uy) = unit(bearing);
+            let (x, y) = (distance * ux, distance * uy);
+            bounds[0] = bounds[0].min(x);
+            bounds[1] = bounds[1].max(x);
+            bounds[2] = bounds[2].min(y);
+            bounds[3] = bounds[3].max(y);
+        };
+        for edge in self.edges() {
+            add(self.near_m, edge);
+            add(far, edge);
+        }
+        for cardinal in [0.0, 90.0, 180.0, 270.0] {
+            if self.in_wedge(cardinal) {
+                add(far, cardinal);
+            }
+        }
+        Some(bounds)
+    }
+
     /// The bearings of the two radial edges.
     fn edges(&self) -> [f64; 2] {
         [
