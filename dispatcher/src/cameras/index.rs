@@ -191,7 +191,8 @@ pub struct CameraIndexMemory {
     /// The two R-trees: an estimate of their nodes (each reserves room for
     /// seven children), leaves included.
     pub tree: usize,
-    /// Per-camera flags and the list of cameras touched since the last take.
+    /// Per-camera flags and health times, and the list of cameras touched
+    /// since the last take.
     pub other: usize,
 }
 
@@ -222,6 +223,10 @@ pub struct CameraIndex {
     reach_tree: RTree<SlotBox>,
     /// Per slot: [`OFFLINE_REPORTED`], [`TOUCHED`].
     flags: Vec<u8>,
+    /// Per slot: the camera's `last_seen` (`Millis::MIN`: not monitored),
+    /// a dense copy so a sweep over a million cameras reads 8 MB, not the
+    /// whole table.
+    seen: Vec<Millis>,
     touched: Vec<u32>,
 }
 
@@ -308,8 +313,8 @@ impl CameraIndex {
                     self.remove_boxes(None, old_reach);
                     self.insert_boxes(None, new_reach);
                 }
+                self.seen[slot as usize] = camera.last_seen.unwrap_or(Millis::MIN);
                 self.cameras[slot as usize] = camera.clone();
-                self.mark_touched(slot);
                 Ok((camera, false))
             }
             None => {
@@ -325,6 +330,7 @@ impl CameraIndex {
                 self.insert_boxes(view_box(&camera, slot), reach_box(&camera, slot));
                 self.cameras.push(camera.clone());
                 self.flags.push(0);
+                self.seen.push(camera.last_seen.unwrap_or(Millis::MIN));
                 Ok((camera, true))
             }
         }
@@ -373,6 +379,7 @@ impl CameraIndex {
             });
         }
         camera.last_seen = Some(last_seen);
+        self.seen[slot as usize] = last_seen;
         let online = camera.is_online(now, self.config.offline_after_ms);
         let flags = &mut self.flags[slot as usize];
         let came_online = online && *flags & OFFLINE_REPORTED != 0;
@@ -395,8 +402,8 @@ impl CameraIndex {
     }
 
     /// The ids of cameras whose stored record changed without an event
-    /// (health reports, re-registrations) since the previous call, in the
-    /// order they first changed: what a checkpoint must rewrite.
+    /// (health reports) since the previous call, in the order they first
+    /// changed: what a checkpoint must rewrite.
     pub fn take_touched(&mut self) -> Vec<String> {
         let touched = std::mem::take(&mut self.touched);
         touched
@@ -414,8 +421,8 @@ impl CameraIndex {
     pub fn sweep_offline(&mut self, now: Millis) -> Vec<u32> {
         let after = self.config.offline_after_ms;
         let mut changed = Vec::new();
-        for (slot, (camera, flags)) in self.cameras.iter().zip(&mut self.flags).enumerate() {
-            let offline = !camera.is_online(now, after);
+        for (slot, (&seen, flags)) in self.seen.iter().zip(&mut self.flags).enumerate() {
+            let offline = seen != Millis::MIN && now.saturating_sub(seen) > after;
             if offline != (*flags & OFFLINE_REPORTED != 0) {
                 *flags ^= OFFLINE_REPORTED;
                 changed.push(slot as u32);
@@ -468,6 +475,7 @@ impl CameraIndex {
         let mut index = Self::new(config);
         index.cameras.reserve_exact(cameras.len());
         index.flags.reserve_exact(cameras.len());
+        index.seen.reserve_exact(cameras.len());
         let (mut views, mut reaches) = (Vec::with_capacity(cameras.len()), Vec::new());
         for (slot, (camera, offline_reported)) in cameras.into_iter().enumerate() {
             let camera = camera.validated()?;
@@ -485,6 +493,7 @@ impl CameraIndex {
             });
             views.extend(view_box(&camera, slot));
             reaches.extend(reach_box(&camera, slot));
+            index.seen.push(camera.last_seen.unwrap_or(Millis::MIN));
             index.cameras.push(camera);
             index.flags.push(if offline_reported {
                 OFFLINE_REPORTED
@@ -516,7 +525,9 @@ impl CameraIndex {
             strings,
             id_table: crate::units::hash_table_bytes(self.ids.capacity(), size_of::<u32>()),
             tree,
-            other: self.flags.capacity() + self.touched.capacity() * size_of::<u32>(),
+            other: self.flags.capacity()
+                + self.seen.capacity() * size_of::<Millis>()
+                + self.touched.capacity() * size_of::<u32>(),
         }
     }
 
