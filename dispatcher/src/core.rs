@@ -422,10 +422,10 @@ impl Dispatcher {
             ));
         }
         let touched = self.cameras.touch(id, last_seen, now)?;
-        if touched.came_online {
-            self.outbox.push(Event::Camera(
-                self.cameras.get(id).cloned().unwrap_or_default(),
-            ));
+        if touched.came_online
+            && let Some(camera) = self.cameras.get(id)
+        {
+            self.outbox.push(Event::Camera(camera.clone()));
         }
         Ok(touched.changed)
     }
