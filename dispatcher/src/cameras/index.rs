@@ -25,7 +25,9 @@ use rstar::{AABB, RTree, RTreeObject};
 
 use super::aim::Aim;
 use super::model::{Camera, CameraConfig, PtzPose};
-use super::view::{CameraSight, Frame, Look, RankKey, Region, ecef, polar, rank_cmp};
+use super::view::{
+    CameraSight, Frame, Look, RankKey, Region, WGS84_A, WGS84_E2, ecef, polar, rank_cmp,
+};
 use crate::Millis;
 use crate::error::Error;
 use crate::geometry::{BoundingBox, EARTH_RADIUS_M, LonLat, chord_for_arc_m};
@@ -72,8 +74,6 @@ fn ball(at: &LonLat, radius_m: f64) -> Corners {
 /// (1 + |tan(lat)|)` for a rectangle of diagonal `d`; the box is padded by
 /// twice that.
 fn region_box(at: &LonLat, region: &Region, range_m: f64) -> Option<Corners> {
-    const WGS84_A: f64 = 6_378_137.0;
-    const WGS84_E2: f64 = 0.006_694_379_990_14;
     let [west, east, south, north] = region.plane_bounds()?;
     let grow = region.far_m * 0.01 + 1.0;
     let (west, east, south, north) = (west - grow, east + grow, south - grow, north + grow);

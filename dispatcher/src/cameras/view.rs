@@ -27,11 +27,11 @@ use super::model::{Camera, angle_diff, pan_clamped, wrap360};
 use crate::geometry::LonLat;
 
 /// WGS84 semi-major axis, metres.
-const WGS84_A: f64 = 6_378_137.0;
+pub(crate) const WGS84_A: f64 = 6_378_137.0;
 /// WGS84 flattening.
 const WGS84_F: f64 = 1.0 / 298.257_223_563;
 /// WGS84 first eccentricity squared.
-const WGS84_E2: f64 = WGS84_F * (2.0 - WGS84_F);
+pub(crate) const WGS84_E2: f64 = WGS84_F * (2.0 - WGS84_F);
 
 /// A point on the WGS84 ellipsoid (height 0) as an Earth-centred vector,
 /// metres.
