@@ -10,7 +10,9 @@ use crate::alerts::{
     Alert, AlertDisposition, AlertJoins, AlertOutcome, AlertPolicy, NewAlert, incident_description,
     joined_detail,
 };
-use crate::cameras::{Camera, CameraIndex};
+use crate::cameras::{
+    Aim, Camera, CameraAim, CameraConfig, CameraIndex, CameraSight, PathSight, PtzPose,
+};
 use crate::error::{Error, validate_id};
 use crate::geometry::Validated;
 use crate::geometry::{BoundingBox, LonLat};
@@ -57,6 +59,8 @@ pub enum Event {
 pub struct DispatcherConfig {
     /// Offline age, clock-skew tolerance and spatial cell size.
     pub units: UnitIndexConfig,
+    /// When a camera counts as offline.
+    pub cameras: CameraConfig,
     /// Which camera alerts open incidents.
     pub alerts: AlertPolicy,
     /// Prepended to server-assigned ids (alerts, incidents, orders), so several
@@ -87,6 +91,7 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
             units: UnitIndexConfig::default(),
+            cameras: CameraConfig::default(),
             alerts: AlertPolicy::default(),
             id_prefix: String::new(),
             request_ttl_ms: DEFAULT_REQUEST_TTL_MS,
@@ -170,7 +175,7 @@ impl Dispatcher {
     pub fn new(config: DispatcherConfig) -> Self {
         Self {
             units: UnitIndex::new(config.units),
-            cameras: CameraIndex::new(),
+            cameras: CameraIndex::new(config.cameras),
             incidents: Vec::new(),
             incident_slots: HashMap::new(),
             alert_joins: AlertJoins::default(),
@@ -400,9 +405,11 @@ impl Dispatcher {
     // ----- cameras and alerts -------------------------------------------
 
     /// Registers a camera or replaces it (same id); returns the stored camera
-    /// (heading normalised to 0..360) and whether it is new.
+    /// (heading normalised to 0..360, a PTZ camera's head filled in and its
+    /// heading derived from it) and whether it is new. A camera given without
+    /// `last_seen` keeps the health already known.
     pub fn register_camera(&mut self, camera: Camera) -> Result<(Camera, bool), Error> {
-        let (camera, created) = self.cameras.register(camera)?;
+        let (camera, created) = self.cameras.upsert(camera)?;
         self.outbox.push(Event::Camera(camera.clone()));
         Ok((camera, created))
     }
@@ -417,6 +424,168 @@ impl Dispatcher {
     /// The cameras inside `bbox` (all, without one), in registration order.
     pub fn cameras(&self, bbox: Option<&BoundingBox>) -> Vec<Camera> {
         self.cameras.within(bbox).cloned().collect()
+    }
+
+    /// The camera index, for queries and metrics (it changes only through
+    /// the core's commands).
+    pub fn camera_index(&self) -> &CameraIndex {
+        &self.cameras
+    }
+
+    /// Whether `camera` is online at `now` (its system reported within
+    /// `cameras.offline_after_ms`, or its health is not monitored): what a
+    /// listing or an event shows.
+    pub fn camera_online(&self, camera: &Camera, now: Millis) -> bool {
+        self.cameras.is_online(camera, now)
+    }
+
+    /// The camera's system reported it alive at `last_seen` (Unix ms, at
+    /// most `units.future_tolerance_ms` after `now`). Returns whether the
+    /// report was newer than the last. A camera announced offline that
+    /// comes back is announced again as a camera event; other reports leave
+    /// no event (take them for checkpoints with
+    /// [`Dispatcher::take_touched_cameras`]).
+    pub fn touch_camera(
+        &mut self,
+        id: &str,
+        last_seen: Millis,
+        now: Millis,
+    ) -> Result<bool, Error> {
+        validate_id("camera_id", id)?;
+        let tolerance = self.config.units.future_tolerance_ms;
+        if last_seen > now.saturating_add(tolerance) {
+            return Err(Error::invalid(
+                "last_seen",
+                last_seen,
+                format!("must be at most {tolerance} ms after now ({now})"),
+            ));
+        }
+        let touched = self.cameras.touch(id, last_seen, now)?;
+        if touched.came_online
+            && let Some(camera) = self.cameras.get(id)
+        {
+            self.outbox.push(Event::Camera(camera.clone()));
+        }
+        Ok(touched.changed)
+    }
+
+    /// Announces cameras that went offline (or came back) since the last
+    /// sweep, as camera events in registration order. Returns how many
+    /// changed.
+    pub fn sweep_offline_cameras(&mut self, now: Millis) -> usize {
+        let changed = self.cameras.sweep_offline(now);
+        for &slot in &changed {
+            self.outbox.push(Event::Camera(
+                self.cameras.in_slot_order()[slot as usize].clone(),
+            ));
+        }
+        changed.len()
+    }
+
+    /// Ids of cameras whose record changed without an event since the last
+    /// call (health reports): a checkpoint rewrites them.
+    pub fn take_touched_cameras(&mut self) -> Vec<String> {
+        self.cameras.take_touched()
+    }
+
+    /// Turns a PTZ camera to `pose` (what [`Aim::pose`] gives): pan and tilt
+    /// inside its limits, zoom 0..=1. Leaves the camera, with its new
+    /// heading, as a camera event. Refuses a fixed or an offline camera.
+    pub fn set_camera_pose(
+        &mut self,
+        id: &str,
+        pose: PtzPose,
+        now: Millis,
+    ) -> Result<Camera, Error> {
+        validate_id("camera_id", id)?;
+        let camera = self.camera(id)?;
+        if !self.cameras.is_online(camera, now) {
+            return Err(camera_offline(camera));
+        }
+        let camera = self.cameras.set_pose(id, pose)?.clone();
+        self.outbox.push(Event::Camera(camera.clone()));
+        Ok(camera)
+    }
+
+    /// The online cameras that see the ground point `target` now or could
+    /// after turning, best first, at most `limit` (1..=[`MAX_CAMERA_ANSWERS`]);
+    /// see [`CameraIndex::seeing`] for the ranking.
+    pub fn cameras_seeing(
+        &self,
+        target: LonLat,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<CameraSight>, Error> {
+        let target = target.validated("target")?;
+        check_limit(limit)?;
+        Ok(self.cameras.seeing(&target, now, limit))
+    }
+
+    /// The online cameras that see the path (at most [`MAX_PATH_POINTS`]
+    /// points) or within `corridor_m` (0..=1000) of it, ordered by where along
+    /// it each first does; see [`CameraIndex::along`].
+    pub fn cameras_along(
+        &self,
+        path: &[LonLat],
+        corridor_m: f64,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<PathSight>, Error> {
+        if path.is_empty() || path.len() > MAX_PATH_POINTS {
+            return Err(Error::invalid(
+                "path",
+                format!("{} points", path.len()),
+                format!("must have 1..={MAX_PATH_POINTS} points"),
+            ));
+        }
+        for (i, p) in path.iter().enumerate() {
+            p.validated(&format!("path[{i}]"))?;
+        }
+        if !corridor_m.is_finite() || !(0.0..=1000.0).contains(&corridor_m) {
+            return Err(Error::invalid(
+                "corridor_m",
+                corridor_m,
+                "must be in 0..=1000",
+            ));
+        }
+        check_limit(limit)?;
+        Ok(self.cameras.along(path, corridor_m, now, limit))
+    }
+
+    /// How to point camera `id` at `target`, `target_height_m` above the
+    /// ground (default [`DEFAULT_TARGET_HEIGHT_M`](crate::cameras::DEFAULT_TARGET_HEIGHT_M)).
+    /// Refuses an offline camera.
+    pub fn aim_camera(
+        &self,
+        id: &str,
+        target: LonLat,
+        target_height_m: Option<f64>,
+        now: Millis,
+    ) -> Result<Aim, Error> {
+        validate_id("camera_id", id)?;
+        let target = target.validated("target")?;
+        let height = target_height(target_height_m)?;
+        let camera = self.camera(id)?;
+        if !self.cameras.is_online(camera, now) {
+            return Err(camera_offline(camera));
+        }
+        Ok(camera.aim(&target, height))
+    }
+
+    /// Every online camera that can see `target` now or after turning, best
+    /// first (as [`Dispatcher::cameras_seeing`]), each with its aim at
+    /// `target_height_m` (default 1.5 m).
+    pub fn aim_cameras(
+        &self,
+        target: LonLat,
+        target_height_m: Option<f64>,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<CameraAim>, Error> {
+        let target = target.validated("target")?;
+        let height = target_height(target_height_m)?;
+        check_limit(limit)?;
+        Ok(self.cameras.aim_all(&target, height, now, limit))
     }
 
     /// Records an alert; by the alert policy it may open an incident at the
@@ -938,10 +1107,6 @@ impl Dispatcher {
         &self.requests
     }
 
-    pub(crate) fn camera_index(&self) -> &CameraIndex {
-        &self.cameras
-    }
-
     pub(crate) fn incident_slot(&self, id: &str) -> Option<usize> {
         self.incident_slots.get(id).copied()
     }
@@ -1007,6 +1172,47 @@ impl Dispatcher {
                 .collect(),
         }
     }
+}
+
+/// Most cameras one camera query answers with.
+pub const MAX_CAMERA_ANSWERS: usize = 1_000;
+
+/// Most points a path for [`Dispatcher::cameras_along`] may have.
+pub const MAX_PATH_POINTS: usize = 10_000;
+
+fn check_limit(limit: usize) -> Result<(), Error> {
+    if (1..=MAX_CAMERA_ANSWERS).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "limit",
+            limit,
+            format!("must be in 1..={MAX_CAMERA_ANSWERS}"),
+        ))
+    }
+}
+
+fn target_height(height_m: Option<f64>) -> Result<f64, Error> {
+    let height = height_m.unwrap_or(crate::cameras::DEFAULT_TARGET_HEIGHT_M);
+    if height.is_finite() && (-100.0..=500.0).contains(&height) {
+        Ok(height)
+    } else {
+        Err(Error::invalid(
+            "target_height_m",
+            height,
+            "must be in -100..=500",
+        ))
+    }
+}
+
+fn camera_offline(camera: &Camera) -> Error {
+    Error::FailedPrecondition(format!(
+        "camera {} is offline (last seen {})",
+        camera.id,
+        camera
+            .last_seen
+            .map_or("never".to_string(), |t| t.to_string())
+    ))
 }
 
 /// The request id of a command that has one (for the refusal of a reuse).

@@ -14,8 +14,11 @@
 //! - `grid`: the spatial index, an rstar R-tree over occupied grid cells.
 //! - [`recommend`]: the k nearest suitable available units, with exclusions.
 //! - [`incidents`]: incidents, their lifecycle state machine, orders.
-//! - [`cameras`]: the camera network and [`CameraIndex`], its id map and
-//!   slot-ordered table behind one door.
+//! - [`cameras`]: the camera network: [`Camera`] with its PTZ head and
+//!   health, what each sees now and after turning, how to aim it (with ONVIF
+//!   poses), and [`CameraIndex`], its table, id map and R-tree behind one
+//!   door, with the queries "which cameras see this point" and "which
+//!   cameras see along this path".
 //! - [`alerts`]: camera alerts and the [`AlertPolicy`] that decides which open
 //!   an incident and which join one.
 //! - [`core`]: [`Dispatcher`], the one door for every command, which leaves an
@@ -53,8 +56,14 @@ pub type Millis = i64;
 
 pub use crate::actor::Actor;
 pub use crate::alerts::{Alert, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
-pub use crate::cameras::{Camera, CameraIndex};
-pub use crate::core::{Dispatcher, DispatcherConfig, Event, Snapshot, SnapshotCopy, Target};
+pub use crate::cameras::{
+    Aim, Camera, CameraAim, CameraConfig, CameraIndex, CameraIndexMemory, CameraSight, OnvifPose,
+    PathSight, Ptz, PtzPose, Turn,
+};
+pub use crate::core::{
+    Dispatcher, DispatcherConfig, Event, MAX_CAMERA_ANSWERS, MAX_PATH_POINTS, Snapshot,
+    SnapshotCopy, Target,
+};
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};
 pub use crate::incidents::{

@@ -49,8 +49,13 @@ pub struct UnitState {
 pub struct CameraState {
     /// Its place in registration order, from 0.
     pub slot: usize,
-    /// The camera as stored.
+    /// The camera as stored: PTZ head and pose, health (`last_seen`)
+    /// included.
     pub camera: Camera,
+    /// Whether the stream was last told it is offline. Absent in checkpoints
+    /// of the older build (which knew no camera health).
+    #[serde(default)]
+    pub offline_reported: bool,
 }
 
 /// One incident, with its slot.
@@ -147,6 +152,7 @@ impl Dispatcher {
         cameras.slot(id).map(|slot| CameraState {
             slot,
             camera: cameras.in_slot_order()[slot].clone(),
+            offline_reported: cameras.offline_reported(slot),
         })
     }
 
@@ -166,14 +172,14 @@ impl Dispatcher {
             units: (0..units.len() as u32)
                 .filter_map(|slot| self.export_unit(units.unit_id(slot)))
                 .collect(),
-            cameras: self
-                .camera_index()
-                .in_slot_order()
-                .iter()
-                .enumerate()
-                .map(|(slot, camera)| CameraState {
-                    slot,
-                    camera: camera.clone(),
+            cameras: (0..self.camera_index().len())
+                .map(|slot| {
+                    let cameras = self.camera_index();
+                    CameraState {
+                        slot,
+                        camera: cameras.in_slot_order()[slot].clone(),
+                        offline_reported: cameras.offline_reported(slot),
+                    }
                 })
                 .collect(),
             incidents: self
@@ -204,9 +210,11 @@ impl Dispatcher {
             .cameras
             .into_iter()
             .enumerate()
-            .map(|(expected, c)| check_slot("camera", expected, c.slot).map(|_| c.camera))
+            .map(|(expected, c)| {
+                check_slot("camera", expected, c.slot).map(|_| (c.camera, c.offline_reported))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let cameras = CameraIndex::from_slot_order(cameras)?;
+        let cameras = CameraIndex::from_slot_order(core.config().cameras, cameras)?;
         let incidents = state
             .incidents
             .into_iter()

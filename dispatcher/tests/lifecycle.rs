@@ -255,6 +255,7 @@ fn camera_alerts_open_and_join_incidents() {
         fov_deg: 60.0,
         range_m: 80.0,
         ptz: false,
+        ..Camera::default()
     };
     let (cam, created) = d.register_camera(cam).unwrap();
     assert!(created);
@@ -306,6 +307,7 @@ fn camera_alerts_open_and_join_incidents() {
         fov_deg: 0.0,
         range_m: 80.0,
         ptz: false,
+        ..Camera::default()
     };
     assert!(
         matches!(d.register_camera(bad_cam), Err(Error::Invalid { ref field, .. }) if field == "camera.fov_deg")
@@ -350,6 +352,7 @@ fn a_refused_alert_changes_nothing() {
         fov_deg: 60.0,
         range_m: 80.0,
         ptz: false,
+        ..Camera::default()
     })
     .unwrap();
     d.take_events();
@@ -415,5 +418,6 @@ fn commands_round_trip_through_json() {
         fov_deg: 60.0,
         range_m: 80.0,
         ptz: true,
+        ..Camera::default()
     });
 }

@@ -103,6 +103,7 @@ fn busy_city() -> Dispatcher {
         fov_deg: 60.0,
         range_m: 80.0,
         ptz: true,
+        ..Camera::default()
     })
     .unwrap();
     d.post_alert(

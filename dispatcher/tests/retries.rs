@@ -48,6 +48,7 @@ fn city(config: DispatcherConfig) -> Dispatcher {
         fov_deg: 60.0,
         range_m: 80.0,
         ptz: false,
+        ..Camera::default()
     })
     .unwrap();
     d.take_events();
