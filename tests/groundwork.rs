@@ -298,9 +298,9 @@ async fn a_unit_leaving_the_watch_box_is_announced_once() {
     let mut node = TestNode::start().await;
     node.register("foot-1", pb::UnitKind::Foot).await;
     node.register("foot-2", pb::UnitKind::Foot).await;
-    let t0 = now_ms() - 10_000;
+    let t0 = now_ms() - 600_000;
     node.report(vec![vec![
-        ping("foot-1", t0, 24.95, 60.15),
+        ping("foot-1", t0, 24.999, 60.15),
         ping("foot-2", t0, 24.96, 60.15),
     ]])
     .await
@@ -322,10 +322,10 @@ async fn a_unit_leaving_the_watch_box_is_announced_once() {
     let (snapshot, _) = read_snapshot(&mut stream).await;
     assert_eq!(snapshot.units.len(), 2);
 
-    // foot-1 walks out of the box; foot-2 stays in.
+    // foot-1 walks out of the box (110 m east in two minutes); foot-2 stays in.
     node.report(vec![vec![
-        ping("foot-1", t0 + 1_000, 25.01, 60.15),
-        ping("foot-2", t0 + 1_000, 24.961, 60.15),
+        ping("foot-1", t0 + 120_000, 25.001, 60.15),
+        ping("foot-2", t0 + 120_000, 24.9601, 60.15),
     ]])
     .await
     .unwrap();
@@ -338,13 +338,13 @@ async fn a_unit_leaving_the_watch_box_is_announced_once() {
         |list: &[pb::UnitPosition]| list.iter().map(|p| p.unit_id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&batch.positions), ["foot-2"]);
     assert_eq!(ids(&batch.left_area), ["foot-1"], "{batch:?}");
-    assert_eq!(batch.left_area[0].fix.as_ref().unwrap().lon, 25.01);
+    assert_eq!(batch.left_area[0].fix.as_ref().unwrap().lon, 25.001);
 
     // Moving about outside says nothing more; coming back is a position.
-    node.report(vec![vec![ping("foot-1", t0 + 2_000, 25.02, 60.15)]])
+    node.report(vec![vec![ping("foot-1", t0 + 240_000, 25.002, 60.15)]])
         .await
         .unwrap();
-    node.report(vec![vec![ping("foot-1", t0 + 3_000, 24.99, 60.15)]])
+    node.report(vec![vec![ping("foot-1", t0 + 480_000, 24.999, 60.15)]])
         .await
         .unwrap();
     let batch = loop {

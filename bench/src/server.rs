@@ -85,7 +85,7 @@ fn default_log_filter() -> String {
 /// The config file for a spawned server.
 pub fn config_toml(s: &ServerSettings) -> String {
     format!(
-        "[watch]\nposition_interval_ms = {}\n\n[units]\noffline_after_ms = {}\n",
+        "[watch]\nposition_interval_ms = {}\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n",
         s.position_interval_ms, s.offline_after_ms
     )
 }

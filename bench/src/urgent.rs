@@ -235,6 +235,7 @@ async fn incident(
 ) -> Window {
     let mut w = Window::default();
     let request = pb::CreateIncidentRequest {
+        request_id: Default::default(),
         r#type: "assault".into(),
         priority: 1,
         location: Some(pb::LonLat {
@@ -253,6 +254,7 @@ async fn incident(
     };
     if dispatch {
         let request = pb::DispatchRequest {
+            request_id: Default::default(),
             incident_id: incident.id,
             unit_ids: vec![target.unit_id],
             note: String::new(),

@@ -278,6 +278,8 @@ async fn recommend(mut client: IncidentServiceClient<Channel>, args: RecommendAr
         _ => bail!("give --incident ID or both --lon and --lat"),
     };
     let request = call(pb::RecommendRequest {
+        include_routes: Default::default(),
+        priority: Default::default(),
         target: Some(target),
         k: args.k,
         kinds: args.kind.iter().map(|k| *k as i32).collect(),
@@ -692,11 +694,16 @@ mod tests {
             ..Default::default()
         };
         let response = RecommendResponse {
+            plan: Default::default(),
             target: Some(LonLat {
                 lon: 24.94,
                 lat: 60.17,
             }),
             units: vec![RecommendedUnit {
+                route_m: Default::default(),
+                confidence: Default::default(),
+                eta_method: Default::default(),
+                route: Default::default(),
                 unit: Some(unit),
                 distance_m: 212.4,
                 eta_s: 151.0,

@@ -3,8 +3,8 @@
 //! plain-text table that truncates long cells.
 
 use patrol_proto::v1::{
-    BoundingBox, ExclusionReason, IncidentSource, IncidentStatus, PingRejectReason, ResyncReason,
-    UnitKind, UnitStatus,
+    BoundingBox, EtaMethod, ExclusionReason, IncidentSource, IncidentStatus, PingRejectReason,
+    ResyncReason, UnitAlertKind, UnitKind, UnitStatus,
 };
 
 /// A protobuf enum whose values are shown as lowercase words: the proto name
@@ -44,6 +44,8 @@ enum_word!(
     "ping reject reason"
 );
 enum_word!(ResyncReason, "RESYNC_REASON_", "resync reason");
+enum_word!(UnitAlertKind, "UNIT_ALERT_KIND_", "unit alert kind");
+enum_word!(EtaMethod, "ETA_METHOD_", "ETA method");
 
 /// `UnitStatus::EnRoute` as `en_route`.
 pub fn word<E: EnumWord>(value: E) -> String {

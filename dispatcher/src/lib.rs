@@ -61,8 +61,8 @@ pub use crate::cameras::{
     PathSight, Ptz, PtzPose, Turn,
 };
 pub use crate::core::{
-    Dispatcher, DispatcherConfig, Event, MAX_CAMERA_ANSWERS, MAX_PATH_POINTS, Snapshot,
-    SnapshotCopy, Target,
+    DispatchPolicy, Dispatcher, DispatcherConfig, Event, MAX_CAMERA_ANSWERS, MAX_PATH_POINTS,
+    Snapshot, SnapshotCopy, StatusTimer, Target, UnitAlert, UnitAlertKind,
 };
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};
@@ -70,6 +70,7 @@ pub use crate::incidents::{
     AuditEntry, DispatchRequest, Incident, IncidentSource, IncidentStatus, IncidentUpdate,
     NewIncident, Order,
 };
+pub use crate::network::{EtaMethod, Network, NetworkSettings, RoutePlan};
 pub use crate::plans::{
     ChosenUnit, LateUnit, Need, NeedRef, PlanBook, PlanCandidate, PlanChoice, PlanFill,
     ResponsePlan, Shortfall,
@@ -77,6 +78,7 @@ pub use crate::plans::{
 pub use crate::recommend::{
     ExcludedUnit, ExclusionReason, NearestUnits, Recommendation, RecommendedUnit, UnitQuery,
 };
+pub use crate::recommend::{PlanOutcome, PlannedUnit};
 pub use crate::requests::{RequestRecord, RequestResult};
 pub use crate::trust::{
     Assessment, ConfidenceNote, FixFlag, FixRejection, KindTrust, LocationConfidence, PendingJump,

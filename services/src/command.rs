@@ -39,6 +39,11 @@ pub enum Command {
     CreateIncident(NewIncident),
     Dispatch(DispatchRequest),
     UpdateIncident(IncidentUpdate),
+    /// A terminal acknowledges its unit's order.
+    AcknowledgeOrder {
+        unit_id: String,
+        order_id: String,
+    },
     /// Publish coalesced positions; with `sweep`, also announce units that
     /// went offline or came back. Made by a node's ticker, so that every node
     /// publishes the same batches at the same points of the log.
@@ -82,6 +87,7 @@ impl Command {
             Command::CreateIncident(_) => "create_incident",
             Command::Dispatch(_) => "dispatch",
             Command::UpdateIncident(_) => "update_incident",
+            Command::AcknowledgeOrder { .. } => "acknowledge_order",
             Command::Tick { .. } => "tick",
         }
     }
@@ -97,6 +103,7 @@ impl Command {
             | Command::CreateIncident(_)
             | Command::Dispatch(_)
             | Command::UpdateIncident(_)
+            | Command::AcknowledgeOrder { .. }
             | Command::Tick { .. } => Lane::Urgent,
         }
     }
@@ -169,6 +176,7 @@ pub enum Outcome {
         incident: Incident,
         orders: Vec<Order>,
     },
+    Order(Order),
     Ticked {
         positions: usize,
     },
@@ -246,6 +254,15 @@ impl FromOutcome for (Incident, Vec<Order>) {
     fn from_outcome(outcome: Outcome) -> Option<Self> {
         match outcome {
             Outcome::Dispatched { incident, orders } => Some((incident, orders)),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for Order {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Order(o) => Some(o),
             _ => None,
         }
     }

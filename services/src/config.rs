@@ -32,6 +32,26 @@ pub struct Config {
     pub demo: DemoConfig,
     /// Durable, shared state in Redis; off (in memory) unless `urls` is set.
     pub redis: RedisConfig,
+    /// An OpenStreetMap extract (`.osm.pbf`) to route over: units are then
+    /// ranked by travel time over its streets and footways, and orders carry
+    /// their route. Empty: no map (straight-line ETAs), unless the demo runs,
+    /// which uses its own map. Every node of a region must load the same map
+    /// (checked at start with Redis).
+    pub map: PathBuf,
+    /// How a fix becomes a travel time on the map.
+    pub network: patrol_dispatcher::network::NetworkSettings,
+    /// Who may use which street, and how fast (per kind of unit, emergency
+    /// mode).
+    pub profiles: patrol_roads::ProfileConfig,
+    /// Which positions to believe (per kind of unit).
+    pub trust: patrol_dispatcher::TrustConfig,
+    /// Response plans by incident type and priority: `[[response.plans]]`
+    /// and `[response.default]`.
+    pub response: patrol_dispatcher::PlanBook,
+    /// Acknowledgements, re-dispatch, status timers, automatic dispatch.
+    pub dispatch: patrol_dispatcher::DispatchPolicy,
+    /// Camera health.
+    pub cameras: CamerasConfig,
     /// Sizes a request may have.
     pub limits: LimitsConfig,
     /// Remembered `request_id`s, for retries.
@@ -51,6 +71,25 @@ pub struct UnitsConfig {
     pub cell_size_m: f64,
     /// How often units are checked for going offline, milliseconds.
     pub offline_sweep_ms: u64,
+    /// Pings go through the position trust rules (`[trust]`): implausible
+    /// jumps refused, a standing unit's drift held at its anchor.
+    pub trust_positions: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CamerasConfig {
+    /// A camera whose system last reported longer ago than this is offline
+    /// and left out of every answer, milliseconds.
+    pub offline_after_ms: i64,
+}
+
+impl Default for CamerasConfig {
+    fn default() -> Self {
+        Self {
+            offline_after_ms: patrol_dispatcher::cameras::CameraConfig::default().offline_after_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,6 +200,13 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             demo: DemoConfig::default(),
             redis: RedisConfig::default(),
+            map: PathBuf::new(),
+            network: Default::default(),
+            profiles: Default::default(),
+            trust: Default::default(),
+            response: Default::default(),
+            dispatch: Default::default(),
+            cameras: CamerasConfig::default(),
             limits: LimitsConfig::default(),
             requests: RequestsConfig::default(),
             shutdown_grace_ms: 5_000,
@@ -175,6 +221,7 @@ impl Default for UnitsConfig {
             future_tolerance_ms: 5_000,
             cell_size_m: 150.0,
             offline_sweep_ms: 1_000,
+            trust_positions: true,
         }
     }
 }
@@ -349,6 +396,15 @@ impl Config {
             self.requests.ttl_ms >= 0 && self.requests.max >= 1,
             "requests.ttl_ms must be >= 0 and requests.max >= 1"
         );
+        self.network.validate()?;
+        self.profiles.validate()?;
+        self.trust.validate()?;
+        self.response.validate()?;
+        self.dispatch.validate()?;
+        anyhow::ensure!(
+            self.cameras.offline_after_ms > 0,
+            "cameras.offline_after_ms must be > 0"
+        );
         anyhow::ensure!(
             self.redis.response_timeout_ms >= 100,
             "redis.response_timeout_ms must be >= 100"
@@ -364,7 +420,19 @@ impl Config {
         Duration::from_millis(self.watch.position_interval_ms)
     }
 
-    /// The dispatcher core's settings.
+    /// The map to load: `map`, or the demo's when the demo runs without one.
+    pub fn map_path(&self) -> Option<&Path> {
+        if !self.map.as_os_str().is_empty() {
+            Some(&self.map)
+        } else if self.demo.enabled {
+            Some(&self.demo.map)
+        } else {
+            None
+        }
+    }
+
+    /// The dispatcher core's settings (without the network: the server adds
+    /// the loaded one).
     pub fn dispatcher(&self) -> patrol_dispatcher::DispatcherConfig {
         patrol_dispatcher::DispatcherConfig {
             units: patrol_dispatcher::UnitIndexConfig {
@@ -378,6 +446,14 @@ impl Config {
             },
             request_ttl_ms: self.requests.ttl_ms,
             max_requests: self.requests.max,
+            network: None,
+            trust: self.trust.clone(),
+            trust_positions: self.units.trust_positions,
+            plans: self.response.clone(),
+            dispatch: self.dispatch.clone(),
+            cameras: patrol_dispatcher::cameras::CameraConfig {
+                offline_after_ms: self.cameras.offline_after_ms,
+            },
             // With Redis every node of a region applies the same log and must
             // hand out the same ids, so there is no per-node prefix.
             id_prefix: if self.redis.enabled() || self.node_id.is_empty() {

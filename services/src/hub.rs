@@ -54,10 +54,10 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// An in-memory node.
-    pub fn in_memory(config: Config) -> Arc<Self> {
+    /// An in-memory node whose core has these settings.
+    pub fn in_memory(config: Config, core: patrol_dispatcher::DispatcherConfig) -> Arc<Self> {
         let start = NodeStart {
-            core: Dispatcher::new(config.dispatcher()),
+            core: Dispatcher::new(core),
             epoch: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
@@ -184,6 +184,17 @@ impl Hub {
         update: IncidentUpdate,
     ) -> Result<Incident, ServerError> {
         self.run(origin, Command::UpdateIncident(update)).await
+    }
+
+    /// A terminal acknowledges its unit's order.
+    pub async fn acknowledge_order(
+        &self,
+        origin: Origin,
+        unit_id: String,
+        order_id: String,
+    ) -> Result<Order, ServerError> {
+        self.run(origin, Command::AcknowledgeOrder { unit_id, order_id })
+            .await
     }
 
     /// Publishes coalesced positions (and, with `sweep`, offline changes);

@@ -109,12 +109,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
     let mut tickers = Vec::new();
+    let network = load_network(&config).await?;
+    let mut core = config.dispatcher();
+    core.network = network;
     let hub = if config.redis.enabled() {
-        let (hub, reader) = open_durable(config).await?;
+        let (hub, reader) = open_durable(config, core).await?;
         tickers.push(reader);
         hub
     } else {
-        Hub::in_memory(config)
+        Hub::in_memory(config, core)
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -185,19 +188,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 /// Connects to Redis, rebuilds the core from the region's newest checkpoint
 /// and replays the log after it; returns once this node has caught up (it
 /// serves nothing stale), with the log reader running.
-async fn open_durable(config: Config) -> anyhow::Result<(Arc<Hub>, JoinHandle<()>)> {
-    let (log, start) = RedisLog::open(&config).await?;
+async fn open_durable(
+    config: Config,
+    dispatcher: patrol_dispatcher::DispatcherConfig,
+) -> anyhow::Result<(Arc<Hub>, JoinHandle<()>)> {
+    let (log, start) = RedisLog::open(&config, &network_id(dispatcher.network.as_ref())).await?;
     let log = Arc::new(log);
     let (core, last_seq, after) = match start.checkpoint {
         Some(checkpoint) => (
-            patrol_dispatcher::Dispatcher::restore(config.dispatcher(), checkpoint.state).map_err(
+            patrol_dispatcher::Dispatcher::restore(dispatcher.clone(), checkpoint.state).map_err(
                 |e| anyhow::anyhow!("rebuilding from checkpoint {}: {e}", checkpoint.id),
             )?,
             checkpoint.event_seq,
             checkpoint.id,
         ),
         None => (
-            patrol_dispatcher::Dispatcher::new(config.dispatcher()),
+            patrol_dispatcher::Dispatcher::new(dispatcher.clone()),
             0,
             "0-0".to_string(),
         ),
@@ -217,7 +223,7 @@ async fn open_durable(config: Config) -> anyhow::Result<(Arc<Hub>, JoinHandle<()
         Reader {
             node: node.clone(),
             log: log.clone(),
-            dispatcher: config.dispatcher(),
+            dispatcher,
             future_tolerance_ms: config.units.future_tolerance_ms,
             after: after.clone(),
             caught_up: Some(caught_up),
@@ -236,6 +242,48 @@ async fn open_durable(config: Config) -> anyhow::Result<(Arc<Hub>, JoinHandle<()
         "rebuilt from redis"
     );
     Ok((Hub::new(config, node, Sequencer::Redis(log)), reader))
+}
+
+/// Loads the map to route over (`map`, or the demo's), off the async
+/// threads; `None` without one.
+async fn load_network(config: &Config) -> anyhow::Result<Option<patrol_dispatcher::Network>> {
+    let Some(path) = config.map_path().map(|p| p.to_path_buf()) else {
+        tracing::info!("no map: ETAs are straight lines");
+        return Ok(None);
+    };
+    let profiles = config.profiles.clone();
+    let started = std::time::Instant::now();
+    let shown = path.display().to_string();
+    let map = tokio::task::spawn_blocking(move || patrol_roads::osm::load(&path, &profiles))
+        .await
+        .context("map loader")?
+        .with_context(|| format!("loading map {shown}"))?;
+    let graph = Arc::new(map.graph);
+    tracing::info!(
+        map = %shown,
+        nodes = graph.node_count(),
+        edges = graph.edge_count(),
+        fingerprint = %graph.fingerprint(),
+        memory_bytes = graph.memory_bytes(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "map loaded"
+    );
+    let network = patrol_dispatcher::Network::new(graph, config.network.clone())
+        .map_err(|e| anyhow::anyhow!("network settings: {e}"))?;
+    Ok(Some(network))
+}
+
+/// What every node of a region must agree on about the map: the graph's
+/// fingerprint and the settings that turn fixes into travel times.
+fn network_id(network: Option<&patrol_dispatcher::Network>) -> String {
+    match network {
+        None => "none".to_string(),
+        Some(n) => format!(
+            "{} {}",
+            n.graph().fingerprint(),
+            serde_json::to_string(n.settings()).unwrap_or_default()
+        ),
+    }
 }
 
 /// Publishes coalesced positions once per `position_interval`, and announces

@@ -213,6 +213,11 @@ impl Subscriber {
                     _ => None,
                 }
             }
+            // About a unit the screen shows: sent; otherwise not.
+            EventBody::Core(Event::UnitAlert(alert)) => self
+                .inside
+                .contains(&alert.unit_id)
+                .then(|| event.encoded().clone()),
             EventBody::Core(_) => event
                 .location()
                 .is_some_and(|p| bbox.contains(&p))

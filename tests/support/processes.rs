@@ -105,6 +105,8 @@ impl PatroldProcess {
             .args(["--log", "info", "--position-interval-ms", "20"])
             .args(args)
             .env("NO_COLOR", "1")
+            // Synthetic jumps, as in `test_config`.
+            .env("PATROL_TRUST_POSITIONS", "false")
             .env_remove("RUST_LOG");
         let node = kit::Patrold::spawn_command(command, kit::Patrold::READY_TIMEOUT)
             .unwrap_or_else(|err| panic!("patrold starts: {err:#}"));

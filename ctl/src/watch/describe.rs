@@ -5,7 +5,7 @@
 
 use patrol_proto::v1::{
     Alert, Camera, DispatchOrder, Incident, IncidentStatus, PositionBatch, Resync, ResyncReason,
-    SnapshotChunk, SnapshotEnd, Unit, UnitKind, UnitStatus,
+    SnapshotChunk, SnapshotEnd, Unit, UnitAlert, UnitAlertKind, UnitKind, UnitStatus,
 };
 
 use crate::format::{metres, word_of};
@@ -63,10 +63,40 @@ pub fn resync(seq: u64, resync: &Resync) -> (String, String) {
 }
 
 pub fn positions(batch: &PositionBatch) -> Told {
-    Told {
-        log: format!("positions n={}", batch.positions.len()),
-        recent: None,
-    }
+    let log = if batch.left_area.is_empty() {
+        format!("positions n={}", batch.positions.len())
+    } else {
+        format!(
+            "positions n={} left_area={}",
+            batch.positions.len(),
+            batch
+                .left_area
+                .iter()
+                .map(|p| p.unit_id.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    Told { log, recent: None }
+}
+
+/// A unit alert (overdue, order not acknowledged); `call_sign` from the
+/// picture.
+pub fn unit_alert(alert: &UnitAlert, call_sign: &str) -> Told {
+    let kind = word_of::<UnitAlertKind>(alert.kind);
+    Told::both(
+        format!(
+            "unit_alert {} kind={kind} incident={} message={:?}",
+            alert.unit_id,
+            if alert.incident_id.is_empty() {
+                "-"
+            } else {
+                &alert.incident_id
+            },
+            alert.message
+        ),
+        format!("ALERT {call_sign}: {}", alert.message),
+    )
 }
 
 pub fn camera(camera: &Camera) -> Told {

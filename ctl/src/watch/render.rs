@@ -290,6 +290,7 @@ mod tests {
         );
         moved.fix = None; // a status change without a position keeps the last fix
         let positions = PositionBatch {
+            left_area: Default::default(),
             positions: vec![UnitPosition {
                 unit_id: "foot-3".into(),
                 fix: Some(fix(24.95, 60.17, T0 + 1000)),
@@ -409,6 +410,7 @@ mod tests {
     fn a_unit_first_seen_by_position_is_shown_by_id() {
         let mut state = started();
         let batch = PositionBatch {
+            left_area: Default::default(),
             positions: vec![UnitPosition {
                 unit_id: "moto-9".into(),
                 fix: Some(fix(24.9, 60.1, T0)),

@@ -303,6 +303,10 @@ impl RoomState {
                         });
                     unit.fix = Some(fix);
                 }
+                // Units that left a watched box: off the picture.
+                for left in &batch.left_area {
+                    self.units.remove(&left.unit_id);
+                }
                 describe::positions(batch)
             }
             Kind::Unit(unit) => {
@@ -331,6 +335,7 @@ impl RoomState {
                 told
             }
             Kind::Order(order) => describe::order(order, self.call_sign(&order.unit_id)),
+            Kind::UnitAlert(alert) => describe::unit_alert(alert, self.call_sign(&alert.unit_id)),
             Kind::Snapshot(_) | Kind::SnapshotEnd(_) | Kind::Resync(_) => Told {
                 log: "not a change".into(),
                 recent: None,
@@ -379,6 +384,7 @@ mod tests {
         );
         moved.fix = None; // a status change without a position keeps the last fix
         let positions = PositionBatch {
+            left_area: Default::default(),
             positions: vec![UnitPosition {
                 unit_id: "foot-3".into(),
                 fix: Some(fix(24.95, 60.17, T0 + 1000)),
@@ -597,6 +603,7 @@ mod tests {
     fn a_unit_first_seen_by_position_is_known_by_its_id() {
         let mut state = started();
         let batch = PositionBatch {
+            left_area: Default::default(),
             positions: vec![UnitPosition {
                 unit_id: "moto-9".into(),
                 fix: Some(fix(24.9, 60.1, T0)),

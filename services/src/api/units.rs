@@ -194,6 +194,23 @@ impl UnitService for UnitApi {
         }))
     }
 
+    async fn acknowledge_order(
+        &self,
+        request: Request<pb::AcknowledgeOrderRequest>,
+    ) -> Result<Response<pb::AcknowledgeOrderResponse>, Status> {
+        let origin = origin(&self.hub, &request)?;
+        let req = request.into_inner();
+        validate_id("unit_id", &req.unit_id).map_err(ServerError::from)?;
+        validate_id("order_id", &req.order_id).map_err(ServerError::from)?;
+        let order = self
+            .hub
+            .acknowledge_order(origin, req.unit_id, req.order_id)
+            .await?;
+        Ok(Response::new(pb::AcknowledgeOrderResponse {
+            order: Some(to_wire::order(&order, pb::OrderState::Active)),
+        }))
+    }
+
     type ReceiveOrdersStream =
         Pin<Box<dyn Stream<Item = Result<pb::DispatchOrder, Status>> + Send>>;
 

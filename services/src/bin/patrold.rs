@@ -28,9 +28,18 @@ struct Args {
     /// Run the demo city (simulated Helsinki) in this process.
     #[arg(long, env = "PATROL_DEMO")]
     demo: bool,
+    /// OpenStreetMap extract (.osm.pbf) to route over: units are ranked by
+    /// travel time over its streets and footways [default: none, or the
+    /// demo's map with --demo].
+    #[arg(long, env = "PATROL_MAP")]
+    map: Option<PathBuf>,
     /// OpenStreetMap extract for the demo [default data/helsinki.osm.pbf].
     #[arg(long, env = "PATROL_DEMO_MAP")]
     demo_map: Option<PathBuf>,
+    /// Whether pings go through the position trust rules (implausible jumps
+    /// refused, drift held) [default true].
+    #[arg(long, env = "PATROL_TRUST_POSITIONS")]
+    trust_positions: Option<bool>,
     /// This node's name (prefixes server-assigned ids).
     #[arg(long, env = "PATROL_NODE_ID")]
     node_id: Option<String>,
@@ -73,8 +82,14 @@ impl Args {
         if self.demo {
             config.demo.enabled = true;
         }
+        if let Some(map) = &self.map {
+            config.map = map.clone();
+        }
         if let Some(map) = &self.demo_map {
             config.demo.map = map.clone();
+        }
+        if let Some(trust) = self.trust_positions {
+            config.units.trust_positions = trust;
         }
         if let Some(node_id) = &self.node_id {
             config.node_id = node_id.clone();

@@ -197,6 +197,7 @@ pub fn camera(c: Option<pb::Camera>) -> Result<d::Camera, ServerError> {
         fov_deg: c.fov_deg,
         range_m: c.range_m,
         ptz: c.ptz,
+        ..Default::default()
     }
     .validated()?)
 }
@@ -273,6 +274,8 @@ pub fn recommend(req: pb::RecommendRequest) -> Result<(d::Target, d::UnitQuery),
         kinds,
         required_capabilities: req.required_capabilities,
         max_distance_m: (req.max_distance_m != 0.0).then_some(req.max_distance_m),
+        priority: (req.priority != 0).then_some(req.priority),
+        include_routes: req.include_routes,
     };
     Ok((target, query))
 }

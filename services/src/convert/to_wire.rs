@@ -119,6 +119,7 @@ pub fn incident(i: &d::Incident) -> pb::Incident {
                 actor: Some(actor(&a.actor)),
             })
             .collect(),
+        withdrawn_unit_ids: i.withdrawn_unit_ids.clone(),
     }
 }
 
@@ -144,6 +145,59 @@ pub fn order(o: &d::Order, state: pb::OrderState) -> pb::DispatchOrder {
         distance_m: o.distance_m,
         note: o.note.clone(),
         state: state as i32,
+        eta_s: o.eta_s,
+        route_m: o.route_m,
+        eta_method: o.eta_method.map_or(pb::EtaMethod::Unspecified, eta_method) as i32,
+        route: o.route.iter().copied().map(lonlat).collect(),
+        acknowledged_unix_ms: o.acknowledged.unwrap_or(0),
+    }
+}
+
+pub fn eta_method(m: d::EtaMethod) -> pb::EtaMethod {
+    match m {
+        d::EtaMethod::Network => pb::EtaMethod::Network,
+        d::EtaMethod::StraightLine => pb::EtaMethod::StraightLine,
+    }
+}
+
+pub fn confidence(c: &d::LocationConfidence) -> pb::LocationConfidence {
+    pb::LocationConfidence {
+        score: c.score,
+        age_s: c.age_s,
+        accuracy_m: c.accuracy_m,
+        radius_m: c.radius_m,
+        note: c.note.as_str().to_string(),
+    }
+}
+
+pub fn plan(p: &d::PlanOutcome) -> pb::PlanFill {
+    pb::PlanFill {
+        plan: p.plan.clone(),
+        units: p
+            .chosen
+            .iter()
+            .map(|u| pb::PlannedUnit {
+                unit_id: u.unit_id.clone(),
+                eta_s: u.eta_s,
+                reason: u.reason.clone(),
+            })
+            .collect(),
+        shortfalls: p.shortfalls.clone(),
+        complete: p.complete,
+    }
+}
+
+pub fn unit_alert(a: &d::UnitAlert) -> pb::UnitAlert {
+    pb::UnitAlert {
+        unit_id: a.unit_id.clone(),
+        kind: match a.kind {
+            d::UnitAlertKind::EnRouteOverdue => pb::UnitAlertKind::EnRouteOverdue,
+            d::UnitAlertKind::OnSceneOverdue => pb::UnitAlertKind::OnSceneOverdue,
+            d::UnitAlertKind::OrderNotAcknowledged => pb::UnitAlertKind::OrderNotAcknowledged,
+        } as i32,
+        incident_id: a.incident_id.clone().unwrap_or_default(),
+        since_unix_ms: a.since,
+        message: a.message.clone(),
     }
 }
 
@@ -158,6 +212,10 @@ pub fn recommendation(r: &d::Recommendation) -> pb::RecommendResponse {
                 distance_m: u.distance_m,
                 eta_s: u.eta_s,
                 reason: u.reason.clone(),
+                eta_method: eta_method(u.eta_method) as i32,
+                route_m: u.route_m,
+                route: u.route.iter().copied().map(lonlat).collect(),
+                confidence: Some(confidence(&u.confidence)),
             })
             .collect(),
         excluded: r
@@ -173,10 +231,12 @@ pub fn recommendation(r: &d::Recommendation) -> pb::RecommendResponse {
                     d::ExclusionReason::Offline => pb::ExclusionReason::Offline,
                     d::ExclusionReason::WrongKind => pb::ExclusionReason::WrongKind,
                     d::ExclusionReason::MissingCapability => pb::ExclusionReason::MissingCapability,
+                    d::ExclusionReason::ArrivesLater => pb::ExclusionReason::ArrivesLater,
                 } as i32,
                 detail: e.detail.clone(),
             })
             .collect(),
+        plan: r.plan.as_ref().map(plan),
     }
 }
 
@@ -189,6 +249,7 @@ pub fn ping_reject_reason(r: &d::PingRejection) -> pb::PingRejectReason {
         d::PingRejection::FutureFixTime { .. } => pb::PingRejectReason::FutureFixTime,
         d::PingRejection::OutOfOrder { .. } => pb::PingRejectReason::OutOfOrder,
         d::PingRejection::InvalidMotion { .. } => pb::PingRejectReason::InvalidMotion,
+        d::PingRejection::Implausible(_) => pb::PingRejectReason::Implausible,
     }
 }
 
@@ -202,6 +263,7 @@ pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
         d::Event::Incident(i) => Kind::Incident(incident(i)),
         d::Event::Order(o) => Kind::Order(order(o, pb::OrderState::Active)),
         d::Event::OrderReleased(o) => Kind::Order(order(o, pb::OrderState::Released)),
+        d::Event::UnitAlert(a) => Kind::UnitAlert(unit_alert(a)),
     }
 }
 

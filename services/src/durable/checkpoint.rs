@@ -273,6 +273,8 @@ impl ChangeSink for Checkpointer {
                             dirty.incidents.insert(id.clone());
                         }
                     }
+                    // Timers live in the checkpoint's meta, written every time.
+                    Event::UnitAlert(_) => {}
                 }
             }
         }

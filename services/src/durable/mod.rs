@@ -200,8 +200,10 @@ pub struct Start {
 
 impl RedisLog {
     /// Connects, creates the region's epoch if this is its first node ever,
-    /// and loads the newest checkpoint.
-    pub async fn open(config: &Config) -> anyhow::Result<(Self, Start)> {
+    /// checks this node routes over the same map as the region (`network`:
+    /// the map's fingerprint and settings, "none" without a map), and loads
+    /// the newest checkpoint.
+    pub async fn open(config: &Config, network: &str) -> anyhow::Result<(Self, Start)> {
         let redis = &config.redis;
         let keys = Keys::new(&redis.region);
         let timeout = Duration::from_millis(redis.response_timeout_ms);
@@ -210,19 +212,36 @@ impl RedisLog {
         // The epoch names this region's log: seqs from another epoch (a Redis
         // that lost its data, say) never resume against this one.
         let fresh_epoch = now_ms().max(1) as u64;
-        let epoch: u64 = redis::pipe()
+        let (epoch, region_network): (u64, String) = redis::pipe()
             .cmd("HSETNX")
             .arg(&keys.meta)
             .arg("epoch")
             .arg(fresh_epoch)
             .ignore()
+            .cmd("HSETNX")
+            .arg(&keys.meta)
+            .arg("network")
+            .arg(network)
+            .ignore()
             .cmd("HGET")
             .arg(&keys.meta)
             .arg("epoch")
-            .query_async::<(u64,)>(&mut routine)
+            .cmd("HGET")
+            .arg(&keys.meta)
+            .arg("network")
+            .query_async(&mut routine)
             .await
-            .context("reading the region's epoch")?
-            .0;
+            .context("reading the region's epoch and map")?;
+        // Every node must compute the same ETAs from the same log, so they
+        // must route over the same map with the same settings.
+        anyhow::ensure!(
+            region_network == network,
+            "region {:?} routes over map {:?}, but this node loaded {:?}: start it with the same --map and [network]/[profiles] settings (or clear {} to change the region's map)",
+            redis.region,
+            region_network,
+            network,
+            keys.meta
+        );
         let checkpoint = checkpoint::load(&mut routine, &keys).await?;
         let log = Self {
             keys,

@@ -97,7 +97,7 @@ impl LoggedEvent {
             EventBody::Core(Event::Alert(a)) => Some(a.location),
             EventBody::Core(Event::Incident(i)) => Some(i.location),
             EventBody::Core(Event::Order(o) | Event::OrderReleased(o)) => Some(o.location),
-            EventBody::Positions(_) => None,
+            EventBody::Core(Event::UnitAlert(_)) | EventBody::Positions(_) => None,
         }
     }
 
@@ -125,8 +125,9 @@ impl LoggedEvent {
                         .sum::<usize>()
             }
             EventBody::Core(Event::Order(o) | Event::OrderReleased(o)) => {
-                128 + o.description.len() + o.note.len()
+                128 + o.description.len() + o.note.len() + o.route.len() * 20
             }
+            EventBody::Core(Event::UnitAlert(a)) => 64 + a.unit_id.len() + a.message.len(),
         }
     }
 }

@@ -312,6 +312,10 @@ impl Applier<'_> {
                 .update_incident(&update, &actor, time)
                 .map(Outcome::Incident)
                 .map_err(ServerError::from),
+            Command::AcknowledgeOrder { unit_id, order_id } => core
+                .acknowledge_order(&unit_id, &order_id, &actor, time)
+                .map(Outcome::Order)
+                .map_err(ServerError::from),
             Command::Tick { sweep } => {
                 let local = now_ms();
                 self.node.last_tick.store(local, Ordering::Relaxed);
@@ -321,7 +325,10 @@ impl Applier<'_> {
                 let positions = self.publish_positions(time, changes);
                 if sweep {
                     self.core.sweep_offline(time);
+                    self.core.sweep_offline_cameras(time);
                 }
+                // Acknowledgement deadlines and status timers.
+                self.core.run_timers(time);
                 Ok(Outcome::Ticked { positions })
             }
         };
