@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
 use patrol_proto::v1::{
-    DispatchOrder, OrderState, Ping, ReceiveOrdersRequest, UnitKind, UnitStatus,
-    UpdateStatusRequest,
+    AcknowledgeOrderRequest, DispatchOrder, OrderState, Ping, ReceiveOrdersRequest, UnitKind,
+    UnitStatus, UpdateStatusRequest,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
@@ -440,6 +440,14 @@ impl UnitTask {
             warn!(unit = %self.spec.id, order = %order.order_id, "order without a location ignored");
             return;
         };
+        // The officer has seen it: an order nobody acknowledges is withdrawn.
+        let ack = AcknowledgeOrderRequest {
+            unit_id: self.spec.id.clone(),
+            order_id: order.order_id.clone(),
+        };
+        if let Err(status) = self.units.acknowledge_order(ack).await {
+            warn!(unit = %self.spec.id, order = %order.order_id, error = %status.message(), "acknowledgement refused");
+        }
         let target = LonLat::new(location.lon, location.lat);
         let map = Arc::clone(&self.map);
         let profile = self.spec.profile();
