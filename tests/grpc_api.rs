@@ -599,6 +599,10 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
 async fn camera_alerts_open_incidents_that_can_be_dispatched() {
     let mut node = TestNode::start().await;
     let camera = pb::Camera {
+        vertical_fov_deg: Default::default(),
+        last_seen_unix_ms: Default::default(),
+        online: Default::default(),
+        ptz_head: Default::default(),
         id: "cam-1".into(),
         name: "Esplanadi".into(),
         lon: 24.948,

@@ -137,17 +137,21 @@ pub struct SnapshotCopy {
     pub incidents: Vec<Incident>,
 }
 
-/// What a recommendation is for.
-#[derive(Debug, Clone, PartialEq)]
+/// What a recommendation (or a camera) is for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// An incident's location, by incident id.
     Incident(String),
     /// A point (x = longitude, y = latitude, degrees).
     Point(LonLat),
+    /// A unit's latest fix, by unit id.
+    Unit(String),
 }
 
+mod follow;
 mod orders;
 
+pub use follow::{Follow, MAX_FOLLOW_CAMERAS};
 pub use orders::{DispatchPolicy, StatusTimer, UnitAlert, UnitAlertKind};
 
 /// The dispatch core. No I/O, no clock: time arrives as `now` (Unix ms).
@@ -168,6 +172,8 @@ pub struct Dispatcher {
     outbox: Vec<Event>,
     /// Acknowledgement deadlines and status timers.
     timers: orders::Timers,
+    /// Units followed by cameras.
+    follows: follow::Follows,
 }
 
 impl Dispatcher {
@@ -185,6 +191,7 @@ impl Dispatcher {
             next_order: 1,
             outbox: Vec::new(),
             timers: orders::Timers::default(),
+            follows: follow::Follows::default(),
             config,
         }
     }
@@ -790,6 +797,7 @@ impl Dispatcher {
                 (incident.location, Some(incident))
             }
             Target::Point(p) => (p.validated("point")?, None),
+            Target::Unit(id) => (self.unit_position(id)?, None),
         };
         if query.k > crate::recommend::MAX_K {
             return Err(Error::invalid(
@@ -817,6 +825,26 @@ impl Dispatcher {
             ));
         }
         Ok((point, incident))
+    }
+
+    /// Where `target` is: the point, the incident's location, or the unit's
+    /// latest fix (a unit without a fix is `FailedPrecondition`).
+    pub fn target_point(&self, target: &Target) -> Result<LonLat, Error> {
+        match target {
+            Target::Point(p) => p.validated("point"),
+            Target::Incident(id) => Ok(self.incident(id)?.location),
+            Target::Unit(id) => self.unit_position(id),
+        }
+    }
+
+    fn unit_position(&self, id: &str) -> Result<LonLat, Error> {
+        validate_id("unit_id", id)?;
+        let slot = self.units.slot(id)?;
+        self.units
+            .record(slot)
+            .fix()
+            .map(|f| f.at)
+            .ok_or_else(|| Error::FailedPrecondition(format!("unit {id} has no position yet")))
     }
 
     /// What the ranking may use: the network and the trust rules.

@@ -61,8 +61,9 @@ pub use crate::cameras::{
     PathSight, Ptz, PtzPose, Turn,
 };
 pub use crate::core::{
-    DispatchPolicy, Dispatcher, DispatcherConfig, Event, MAX_CAMERA_ANSWERS, MAX_PATH_POINTS,
-    Snapshot, SnapshotCopy, StatusTimer, Target, UnitAlert, UnitAlertKind,
+    DispatchPolicy, Dispatcher, DispatcherConfig, Event, Follow, MAX_CAMERA_ANSWERS,
+    MAX_FOLLOW_CAMERAS, MAX_PATH_POINTS, Snapshot, SnapshotCopy, StatusTimer, Target, UnitAlert,
+    UnitAlertKind,
 };
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};

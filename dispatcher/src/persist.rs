@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cameras::{Camera, CameraIndex};
-use crate::core::StatusTimer;
 use crate::core::{Dispatcher, DispatcherConfig};
+use crate::core::{Follow, StatusTimer};
 use crate::error::Error;
 use crate::incidents::{Incident, Order};
 use crate::requests::RequestRecord;
@@ -92,6 +92,9 @@ pub struct CoreMeta {
     /// orders). Absent in checkpoints of older builds.
     #[serde(default)]
     pub timers: Vec<StatusTimer>,
+    /// Units followed by cameras. Absent in checkpoints of older builds.
+    #[serde(default)]
+    pub follows: Vec<Follow>,
 }
 
 /// A whole core.
@@ -121,6 +124,7 @@ impl Dispatcher {
             capability_names: self.units().capability_names(),
             requests: self.request_log().to_records(),
             timers: self.export_timers(),
+            follows: self.export_follows(),
         }
     }
 
@@ -222,8 +226,10 @@ impl Dispatcher {
             .map(|(expected, i)| check_slot("incident", expected, i.slot).map(|_| i.incident))
             .collect::<Result<Vec<_>, _>>()?;
         let timers = std::mem::take(&mut state.meta.timers);
+        let follows = std::mem::take(&mut state.meta.follows);
         core.restore_rest(cameras, incidents, state.meta);
         core.restore_timers(timers);
+        core.restore_follows(follows);
         Ok(core)
     }
 }

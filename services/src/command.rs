@@ -11,8 +11,8 @@
 
 use bytes::Bytes;
 use patrol_dispatcher::{
-    Actor, AlertOutcome, Camera, DispatchRequest, Incident, IncidentUpdate, Millis, NewAlert,
-    NewIncident, Order, Unit, UnitProfile, UnitStatus,
+    Actor, Aim, AlertOutcome, Camera, DispatchRequest, Follow, Incident, IncidentUpdate, LonLat,
+    Millis, NewAlert, NewIncident, Order, Target, Unit, UnitProfile, UnitStatus,
 };
 use patrol_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,26 @@ pub enum Command {
     AcknowledgeOrder {
         unit_id: String,
         order_id: String,
+    },
+    /// Aim cameras at a target (the named ones, or every one that can see
+    /// it), turning the PTZ ones unless `dry_run`.
+    AimCameras {
+        target: Target,
+        target_height_m: Option<f64>,
+        camera_ids: Vec<String>,
+        limit: usize,
+        dry_run: bool,
+    },
+    /// Keep cameras aimed at a unit (or stop).
+    FollowUnit {
+        unit_id: String,
+        camera_ids: Vec<String>,
+        stop: bool,
+    },
+    /// A camera system reports its cameras alive at `time`.
+    CameraHealth {
+        camera_ids: Vec<String>,
+        time: Millis,
     },
     /// Publish coalesced positions; with `sweep`, also announce units that
     /// went offline or came back. Made by a node's ticker, so that every node
@@ -88,6 +108,9 @@ impl Command {
             Command::Dispatch(_) => "dispatch",
             Command::UpdateIncident(_) => "update_incident",
             Command::AcknowledgeOrder { .. } => "acknowledge_order",
+            Command::AimCameras { .. } => "aim_cameras",
+            Command::FollowUnit { .. } => "follow_unit",
+            Command::CameraHealth { .. } => "camera_health",
             Command::Tick { .. } => "tick",
         }
     }
@@ -95,15 +118,18 @@ impl Command {
     /// The lane this command waits in.
     pub fn lane(&self) -> Lane {
         match self {
-            Command::Pings(_) | Command::RegisterUnit(_) | Command::RegisterCamera(_) => {
-                Lane::Routine
-            }
+            Command::Pings(_)
+            | Command::RegisterUnit(_)
+            | Command::RegisterCamera(_)
+            | Command::CameraHealth { .. } => Lane::Routine,
             Command::UpdateStatus { .. }
             | Command::PostAlert(_)
             | Command::CreateIncident(_)
             | Command::Dispatch(_)
             | Command::UpdateIncident(_)
             | Command::AcknowledgeOrder { .. }
+            | Command::AimCameras { .. }
+            | Command::FollowUnit { .. }
             | Command::Tick { .. } => Lane::Urgent,
         }
     }
@@ -177,6 +203,13 @@ pub enum Outcome {
         orders: Vec<Order>,
     },
     Order(Order),
+    /// Each camera's aim at the target, and whether it was turned.
+    Aims {
+        target: LonLat,
+        aims: Vec<(String, Aim, bool)>,
+    },
+    Follow(Option<Follow>),
+    Count(usize),
     Ticked {
         positions: usize,
     },
@@ -263,6 +296,36 @@ impl FromOutcome for Order {
     fn from_outcome(outcome: Outcome) -> Option<Self> {
         match outcome {
             Outcome::Order(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// The target and each camera's aim.
+pub type Aims = (LonLat, Vec<(String, Aim, bool)>);
+
+impl FromOutcome for Aims {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Aims { target, aims } => Some((target, aims)),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for Option<Follow> {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Follow(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for usize {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Count(n) => Some(n),
             _ => None,
         }
     }

@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use patrol_dispatcher::{
-    Actor, AlertOutcome, Camera, DispatchRequest, Dispatcher, Incident, IncidentUpdate, Millis,
-    NewAlert, NewIncident, Order, Unit, UnitProfile, UnitStatus,
+    Actor, AlertOutcome, Camera, DispatchRequest, Dispatcher, Follow, Incident, IncidentUpdate,
+    Millis, NewAlert, NewIncident, Order, Target, Unit, UnitProfile, UnitStatus,
 };
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
-use crate::command::{Command, Envelope, FromOutcome, PingsOutcome, Ticked, expect};
+use crate::command::{Aims, Command, Envelope, FromOutcome, PingsOutcome, Ticked, expect};
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::node::snapshot::SnapshotCache;
@@ -197,6 +197,60 @@ impl Hub {
             .await
     }
 
+    /// Aims cameras at `target` (the named ones, or every one that can see
+    /// it), turning the PTZ ones unless `dry_run`.
+    pub async fn aim_cameras(
+        &self,
+        origin: Origin,
+        target: Target,
+        target_height_m: Option<f64>,
+        camera_ids: Vec<String>,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<Aims, ServerError> {
+        self.run(
+            origin,
+            Command::AimCameras {
+                target,
+                target_height_m,
+                camera_ids,
+                limit,
+                dry_run,
+            },
+        )
+        .await
+    }
+
+    /// Keeps cameras on a unit, or stops (`None` after stopping).
+    pub async fn follow_unit(
+        &self,
+        origin: Origin,
+        unit_id: String,
+        camera_ids: Vec<String>,
+        stop: bool,
+    ) -> Result<Option<Follow>, ServerError> {
+        self.run(
+            origin,
+            Command::FollowUnit {
+                unit_id,
+                camera_ids,
+                stop,
+            },
+        )
+        .await
+    }
+
+    /// Cameras reported alive at `time`; returns how many reports were newer.
+    pub async fn camera_health(
+        &self,
+        origin: Origin,
+        camera_ids: Vec<String>,
+        time: Millis,
+    ) -> Result<usize, ServerError> {
+        self.run(origin, Command::CameraHealth { camera_ids, time })
+            .await
+    }
+
     /// Publishes coalesced positions (and, with `sweep`, offline changes);
     /// returns how many positions went out.
     pub async fn tick(&self, sweep: bool) -> Result<usize, ServerError> {
@@ -224,6 +278,7 @@ pub fn settings(config: &Config) -> NodeSettings {
         history_events: config.watch.history_events,
         history_bytes: config.watch.history_bytes,
         max_positions_per_event: config.watch.max_positions_per_event,
+        camera_offline_after_ms: config.cameras.offline_after_ms,
     }
 }
 

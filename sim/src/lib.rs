@@ -289,6 +289,10 @@ async fn register_cameras(mut cameras: CameraServiceClient<Channel>, map: &CityM
     let mut failed = 0;
     for c in &map.cameras {
         let camera = Camera {
+            vertical_fov_deg: Default::default(),
+            last_seen_unix_ms: Default::default(),
+            online: Default::default(),
+            ptz_head: Default::default(),
             id: c.id.clone(),
             name: c.name.clone(),
             lon: c.position.lon,

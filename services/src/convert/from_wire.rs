@@ -197,9 +197,75 @@ pub fn camera(c: Option<pb::Camera>) -> Result<d::Camera, ServerError> {
         fov_deg: c.fov_deg,
         range_m: c.range_m,
         ptz: c.ptz,
-        ..Default::default()
+        vertical_fov_deg: (c.vertical_fov_deg != 0.0).then_some(c.vertical_fov_deg),
+        ptz_head: c.ptz_head.map(|h| {
+            let pose = h.pose.unwrap_or_default();
+            d::Ptz {
+                zero_pan_azimuth_deg: h.zero_pan_azimuth_deg,
+                pan_min_deg: h.pan_min_deg,
+                pan_max_deg: h.pan_max_deg,
+                tilt_min_deg: h.tilt_min_deg,
+                tilt_max_deg: h.tilt_max_deg,
+                pose: d::PtzPose {
+                    pan_deg: pose.pan_deg,
+                    tilt_deg: pose.tilt_deg,
+                    zoom: pose.zoom,
+                },
+            }
+        }),
+        last_seen: (c.last_seen_unix_ms != 0).then_some(c.last_seen_unix_ms),
     }
     .validated()?)
+}
+
+/// What a camera question is about.
+pub fn camera_target(field: &str, t: Option<pb::CameraTarget>) -> Result<d::Target, ServerError> {
+    use pb::camera_target::Target as T;
+    match t.and_then(|t| t.target) {
+        Some(T::Point(p)) => Ok(d::Target::Point(lonlat(
+            &format!("{field}.point"),
+            Some(&p),
+        )?)),
+        Some(T::UnitId(id)) => {
+            d::error::validate_id(&format!("{field}.unit_id"), &id)?;
+            Ok(d::Target::Unit(id))
+        }
+        Some(T::IncidentId(id)) => {
+            d::error::validate_id(&format!("{field}.incident_id"), &id)?;
+            Ok(d::Target::Incident(id))
+        }
+        None => Err(ServerError::missing(&format!(
+            "{field} (point, unit_id or incident_id)"
+        ))),
+    }
+}
+
+/// A limit on how many answers: `default` when 0, at most 1000.
+pub fn limit(field: &str, value: u32, default: usize) -> Result<usize, ServerError> {
+    match value as usize {
+        0 => Ok(default),
+        n if n > d::MAX_CAMERA_ANSWERS => Err(ServerError::bad(
+            field,
+            n,
+            format!("must be at most {}", d::MAX_CAMERA_ANSWERS),
+        )),
+        n => Ok(n),
+    }
+}
+
+/// A height above the ground to aim at: 0 means the default.
+pub fn target_height(value: f64) -> Result<Option<f64>, ServerError> {
+    if value == 0.0 {
+        return Ok(None);
+    }
+    if !value.is_finite() || !(0.0..=100.0).contains(&value) {
+        return Err(ServerError::bad(
+            "target_height_m",
+            value,
+            "must be in 0..=100 metres",
+        ));
+    }
+    Ok(Some(value))
 }
 
 /// An alert at time `now` (an alert without a time happened `now`).

@@ -64,7 +64,8 @@ pub fn unit(u: &d::Unit) -> pb::Unit {
     }
 }
 
-pub fn camera(c: &d::Camera) -> pb::Camera {
+/// A camera as the stream and listings show it, with whether it is online.
+pub fn camera_at(c: &d::Camera, online: bool) -> pb::Camera {
     pb::Camera {
         id: c.id.clone(),
         name: c.name.clone(),
@@ -75,6 +76,77 @@ pub fn camera(c: &d::Camera) -> pb::Camera {
         fov_deg: c.fov_deg,
         range_m: c.range_m,
         ptz: c.ptz,
+        vertical_fov_deg: c.vertical_fov_deg.unwrap_or(0.0),
+        ptz_head: c.ptz_head.as_ref().map(|h| pb::PtzHead {
+            zero_pan_azimuth_deg: h.zero_pan_azimuth_deg,
+            pan_min_deg: h.pan_min_deg,
+            pan_max_deg: h.pan_max_deg,
+            tilt_min_deg: h.tilt_min_deg,
+            tilt_max_deg: h.tilt_max_deg,
+            pose: Some(pose(&h.pose)),
+        }),
+        last_seen_unix_ms: c.last_seen.unwrap_or(0),
+        online,
+    }
+}
+
+/// A camera whose health is not known here (shown online).
+pub fn camera(c: &d::Camera) -> pb::Camera {
+    camera_at(c, true)
+}
+
+pub fn pose(p: &d::PtzPose) -> pb::PtzPose {
+    pb::PtzPose {
+        pan_deg: p.pan_deg,
+        tilt_deg: p.tilt_deg,
+        zoom: p.zoom,
+    }
+}
+
+pub fn sight(s: &d::CameraSight) -> pb::CameraSight {
+    pb::CameraSight {
+        camera_id: s.camera_id.clone(),
+        distance_m: s.distance_m,
+        bearing_deg: s.bearing_deg,
+        off_axis_deg: s.off_axis_deg,
+        sees_now: s.sees_now,
+        after_turn: s.after_turn.as_ref().map(|t| pb::CameraTurn {
+            pan_deg: t.pan_deg,
+            tilt_deg: t.tilt_deg,
+            heading_deg: t.heading_deg,
+        }),
+    }
+}
+
+pub fn aim(camera_id: &str, a: &d::Aim, applied: bool) -> pb::CameraAim {
+    pb::CameraAim {
+        camera_id: camera_id.to_string(),
+        bearing_deg: a.bearing_deg,
+        pan_relative_deg: a.pan_relative_deg,
+        tilt_deg: a.tilt_deg,
+        distance_m: a.distance_m,
+        slant_m: a.slant_m,
+        within_pan: a.within_pan,
+        within_tilt: a.within_tilt,
+        within_range: a.within_range,
+        pose: a.pose.as_ref().map(pose),
+        onvif: a.onvif.as_ref().map(|o| pb::OnvifPose {
+            pan_deg: o.pan_deg,
+            tilt_deg: o.tilt_deg,
+            generic_pan: o.generic_pan,
+            generic_tilt: o.generic_tilt,
+            zoom: o.zoom,
+        }),
+        applied,
+    }
+}
+
+pub fn path_sight(p: &d::PathSight) -> pb::PathSight {
+    pb::PathSight {
+        sight: Some(sight(&p.sight)),
+        along_m: p.along_m,
+        at: Some(lonlat(p.at)),
+        now_along_m: p.now_along_m,
     }
 }
 

@@ -35,11 +35,13 @@ pub struct LoggedEvent {
     /// For positions: the box around them (all in or all out is decided
     /// without looking at each one).
     pub extent: Option<BoundingBox>,
+    /// The camera offline age, to show a camera event's health.
+    camera_offline_after_ms: Millis,
     encoded: OnceLock<EncodedWatchEvent>,
 }
 
 impl LoggedEvent {
-    fn new(seq: u64, time: Millis, body: EventBody) -> Self {
+    fn new(seq: u64, time: Millis, body: EventBody, camera_offline_after_ms: Millis) -> Self {
         let extent = match &body {
             EventBody::Positions(positions) => extent(positions.iter().map(|(_, f)| f.at)),
             EventBody::Core(_) => None,
@@ -49,6 +51,7 @@ impl LoggedEvent {
             time,
             body,
             extent,
+            camera_offline_after_ms,
             encoded: OnceLock::new(),
         }
     }
@@ -67,6 +70,10 @@ impl LoggedEvent {
     /// The event's wire kind.
     pub fn kind(&self) -> pb::watch_event::Kind {
         match &self.body {
+            EventBody::Core(Event::Camera(c)) => pb::watch_event::Kind::Camera(to_wire::camera_at(
+                c,
+                c.is_online(self.time, self.camera_offline_after_ms),
+            )),
             EventBody::Core(event) => to_wire::event_kind(event),
             EventBody::Positions(positions) => {
                 pb::watch_event::Kind::Positions(pb::PositionBatch {
@@ -160,6 +167,7 @@ pub struct EventLog {
     sizes: VecDeque<u32>,
     max_events: usize,
     max_bytes: usize,
+    camera_offline_after_ms: Millis,
 }
 
 /// What a reader gets from the log.
@@ -186,7 +194,15 @@ impl EventLog {
             sizes: VecDeque::with_capacity(max_events.min(1 << 16)),
             max_events,
             max_bytes,
+            camera_offline_after_ms: Millis::MAX,
         }
+    }
+
+    /// Camera events show a camera offline when its last report is older
+    /// than this at the event's time.
+    pub fn with_camera_offline_after(mut self, ms: Millis) -> Self {
+        self.camera_offline_after_ms = ms;
+        self
     }
 
     /// Seq of the newest event, 0 when none was ever logged.
@@ -197,7 +213,7 @@ impl EventLog {
     /// Appends an event stamped `time`; returns its seq.
     pub fn append(&mut self, time: Millis, body: EventBody) -> u64 {
         let seq = self.last_seq() + 1;
-        let event = LoggedEvent::new(seq, time, body);
+        let event = LoggedEvent::new(seq, time, body, self.camera_offline_after_ms);
         let size = event.approx_bytes();
         self.bytes += size;
         self.sizes.push_back(size as u32);

@@ -58,6 +58,8 @@ pub struct NodeSettings {
     pub history_events: usize,
     pub history_bytes: usize,
     pub max_positions_per_event: usize,
+    /// A camera event shows the camera offline past this age, ms.
+    pub camera_offline_after_ms: Millis,
 }
 
 /// How a node starts: from nothing (memory) or from the region's checkpoint.
@@ -89,11 +91,14 @@ impl NodeState {
     pub fn new(settings: NodeSettings, start: NodeStart) -> Self {
         Self {
             core: Mutex::new(start.core),
-            log: RwLock::new(EventLog::starting_after(
-                start.last_seq,
-                settings.history_events,
-                settings.history_bytes,
-            )),
+            log: RwLock::new(
+                EventLog::starting_after(
+                    start.last_seq,
+                    settings.history_events,
+                    settings.history_bytes,
+                )
+                .with_camera_offline_after(settings.camera_offline_after_ms),
+            ),
             head: watch::Sender::new(start.last_seq),
             routes: OrderRoutes::default(),
             epoch: start.epoch,
@@ -145,7 +150,8 @@ impl NodeState {
                 last_seq.max(log.last_seq()),
                 self.settings.history_events,
                 self.settings.history_bytes,
-            );
+            )
+            .with_camera_offline_after(self.settings.camera_offline_after_ms);
         }
         for unit_id in self.routes.unit_ids() {
             if let Ok(Some(order)) = guard.current_order(&unit_id) {
@@ -316,6 +322,47 @@ impl Applier<'_> {
                 .acknowledge_order(&unit_id, &order_id, &actor, time)
                 .map(Outcome::Order)
                 .map_err(ServerError::from),
+            Command::AimCameras {
+                target,
+                target_height_m,
+                camera_ids,
+                limit,
+                dry_run,
+            } => core
+                .target_point(&target)
+                .and_then(|point| {
+                    core.aim_cameras_at(point, target_height_m, &camera_ids, limit, dry_run, time)
+                        .map(|aims| Outcome::Aims {
+                            target: point,
+                            aims,
+                        })
+                })
+                .map_err(ServerError::from),
+            Command::FollowUnit {
+                unit_id,
+                camera_ids,
+                stop,
+            } => if stop {
+                core.unfollow_unit(&unit_id).map(|_| Outcome::Follow(None))
+            } else {
+                core.follow_unit(&unit_id, &camera_ids, time)
+                    .map(|f| Outcome::Follow(Some(f)))
+            }
+            .map_err(ServerError::from),
+            Command::CameraHealth {
+                camera_ids,
+                time: seen,
+            } => {
+                let mut updated = 0;
+                for id in &camera_ids {
+                    // An unknown camera in a batch changes nothing and does
+                    // not stop the others.
+                    if core.touch_camera(id, seen, time).unwrap_or(false) {
+                        updated += 1;
+                    }
+                }
+                Ok(Outcome::Count(updated))
+            }
             Command::Tick { sweep } => {
                 let local = now_ms();
                 self.node.last_tick.store(local, Ordering::Relaxed);
@@ -327,8 +374,10 @@ impl Applier<'_> {
                     self.core.sweep_offline(time);
                     self.core.sweep_offline_cameras(time);
                 }
-                // Acknowledgement deadlines and status timers.
+                // Acknowledgement deadlines and status timers; cameras
+                // following units turn to their latest fixes.
                 self.core.run_timers(time);
+                self.core.run_follows(time);
                 Ok(Outcome::Ticked { positions })
             }
         };

@@ -46,8 +46,16 @@ impl SharedSnapshot {
     /// Copies the core under its lock (bulk copies of the compact unit
     /// table: no unit is built there), then builds and converts outside it.
     pub fn build(node: &NodeState) -> Self {
-        let (snapshot, seq) = node.at_seq(|core, seq| (core.snapshot_copy(), seq));
         let time = now_ms();
+        let (snapshot, online, seq) = node.at_seq(|core, seq| {
+            let snapshot = core.snapshot_copy();
+            let online: Vec<bool> = snapshot
+                .cameras
+                .iter()
+                .map(|c| core.camera_online(c, time))
+                .collect();
+            (snapshot, online, seq)
+        });
         Self {
             seq,
             time,
@@ -60,7 +68,8 @@ impl SharedSnapshot {
             cameras: snapshot
                 .cameras
                 .iter()
-                .map(|c| (c.at, to_wire::camera(c)))
+                .zip(online)
+                .map(|(c, online)| (c.at, to_wire::camera_at(c, online)))
                 .collect(),
             incidents: snapshot
                 .incidents
