@@ -182,6 +182,9 @@ pub struct RecommendArgs {
     /// Ignore units farther than this many metres.
     #[arg(long, value_name = "METRES")]
     pub max_distance: Option<f64>,
+    /// For a point: the priority (1..5) it would have, for emergency driving.
+    #[arg(long)]
+    pub priority: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -9,8 +9,9 @@ use patrol_proto::v1::camera_service_client::CameraServiceClient;
 use patrol_proto::v1::incident_service_client::IncidentServiceClient;
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
 use patrol_proto::v1::{
-    self as pb, DispatchOrder, ExclusionReason, Incident, IncidentSource, IncidentStatus,
-    PingRejectReason, RecommendResponse, Unit, UnitKind, UnitStatus, recommend_request,
+    self as pb, DispatchOrder, EtaMethod, ExclusionReason, Incident, IncidentSource,
+    IncidentStatus, PingRejectReason, RecommendResponse, Unit, UnitKind, UnitStatus,
+    recommend_request,
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
@@ -278,8 +279,8 @@ async fn recommend(mut client: IncidentServiceClient<Channel>, args: RecommendAr
         _ => bail!("give --incident ID or both --lon and --lat"),
     };
     let request = call(pb::RecommendRequest {
-        include_routes: Default::default(),
-        priority: Default::default(),
+        include_routes: false,
+        priority: args.priority.unwrap_or(0),
         target: Some(target),
         k: args.k,
         kinds: args.kind.iter().map(|k| *k as i32).collect(),
@@ -636,6 +637,52 @@ pub fn recommend_text(response: &RecommendResponse) -> String {
             ]);
         }
         out.push_str(&table.render());
+    }
+    out.push_str(&eta_details(response));
+    out
+}
+
+/// How each ETA was made (over the streets or by straight line) and how far
+/// to trust each position; then the incident's response plan, if any.
+fn eta_details(response: &RecommendResponse) -> String {
+    let mut out = String::new();
+    let network = response
+        .units
+        .iter()
+        .filter(|r| r.eta_method == EtaMethod::Network as i32)
+        .count();
+    if !response.units.is_empty() {
+        out.push_str(&format!(
+            "\nETAs: {network} of {} over the street network",
+            response.units.len()
+        ));
+        if network < response.units.len() {
+            out.push_str(" (the rest by straight line: see their reasons)");
+        }
+        out.push('\n');
+        for r in &response.units {
+            let id = r.unit.as_ref().map_or("?", |u| u.id.as_str());
+            let street = r
+                .route_m
+                .map_or_else(|| "-".to_string(), |m| format!("{} by street", metres(m)));
+            let fix = r.confidence.as_ref().map_or_else(String::new, |c| {
+                format!(", position confidence {:.2} ({})", c.score, c.note)
+            });
+            out.push_str(&format!("  {id}: {street}{fix}\n"));
+        }
+    }
+    if let Some(plan) = &response.plan {
+        out.push_str(&format!(
+            "\nresponse plan {}: {}\n",
+            plan.plan,
+            if plan.complete { "complete" } else { "SHORT" }
+        ));
+        for u in &plan.units {
+            out.push_str(&format!("  send {} ({}): {}\n", u.unit_id, eta(u.eta_s), u.reason));
+        }
+        for s in &plan.shortfalls {
+            out.push_str(&format!("  shortfall: {s}\n"));
+        }
     }
     out
 }
