@@ -28,6 +28,7 @@ use crate::recommend::{
 use crate::requests::{
     DEFAULT_MAX_REQUESTS, DEFAULT_REQUEST_TTL_MS, RequestLog, RequestResult, different_request,
 };
+use crate::tracks::{Track, TrackConfig};
 use crate::trust::TrustConfig;
 use crate::units::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind,
@@ -52,6 +53,9 @@ pub enum Event {
     /// Something about a unit the command room must look at: overdue en
     /// route or on scene, or an order withdrawn for want of acknowledgement.
     UnitAlert(UnitAlert),
+    /// A track was started, got a sighting (with a new prediction) or was
+    /// closed.
+    Track(Track),
 }
 
 /// Everything the core can be tuned with.
@@ -85,6 +89,8 @@ pub struct DispatcherConfig {
     pub plans: PlanBook,
     /// Acknowledgements, re-dispatch, status timers, automatic dispatch.
     pub dispatch: DispatchPolicy,
+    /// How tracks predict and look for intercepts.
+    pub tracks: TrackConfig,
 }
 
 impl Default for DispatcherConfig {
@@ -101,6 +107,7 @@ impl Default for DispatcherConfig {
             trust_positions: false,
             plans: PlanBook::default(),
             dispatch: DispatchPolicy::default(),
+            tracks: TrackConfig::default(),
         }
     }
 }
@@ -123,6 +130,8 @@ pub struct Snapshot {
     pub cameras: Vec<Camera>,
     /// Every incident that is not closed.
     pub incidents: Vec<Incident>,
+    /// Every open track, by id.
+    pub tracks: Vec<Track>,
 }
 
 /// [`Snapshot`] in its cheap-to-take form: the unit table as a bulk copy
@@ -135,6 +144,8 @@ pub struct SnapshotCopy {
     pub cameras: Vec<Camera>,
     /// Every incident that is not closed.
     pub incidents: Vec<Incident>,
+    /// Every open track, by id.
+    pub tracks: Vec<Track>,
 }
 
 /// What a recommendation (or a camera) is for.
@@ -150,9 +161,11 @@ pub enum Target {
 
 mod follow;
 mod orders;
+mod tracks;
 
 pub use follow::{Follow, MAX_FOLLOW_CAMERAS};
 pub use orders::{DispatchPolicy, StatusTimer, UnitAlert, UnitAlertKind};
+pub use tracks::MAX_OPEN_TRACKS;
 
 /// The dispatch core. No I/O, no clock: time arrives as `now` (Unix ms).
 #[derive(Debug)]
@@ -174,6 +187,8 @@ pub struct Dispatcher {
     timers: orders::Timers,
     /// Units followed by cameras.
     follows: follow::Follows,
+    /// Suspects followed from camera to camera.
+    tracks: tracks::Tracks,
 }
 
 impl Dispatcher {
@@ -192,6 +207,7 @@ impl Dispatcher {
             outbox: Vec::new(),
             timers: orders::Timers::default(),
             follows: follow::Follows::default(),
+            tracks: tracks::Tracks::default(),
             config,
         }
     }
@@ -948,6 +964,7 @@ impl Dispatcher {
             unit_ids,
             note,
             request_id: _,
+            intercept,
         } = request;
         let incident_id = incident_id.as_str();
         let islot = *self
@@ -994,7 +1011,7 @@ impl Dispatcher {
             let kind = record.kind;
             let unit_id = self.units.unit_id(slot).to_string();
             let (location, priority) = (
-                self.incidents[islot].location,
+                intercept.unwrap_or(self.incidents[islot].location),
                 self.incidents[islot].priority,
             );
             let route = fix.map(|f| self.route_for(kind, f.at, location, priority));
@@ -1005,16 +1022,17 @@ impl Dispatcher {
                 incident_id: inc.id.clone(),
                 incident_kind: inc.kind.clone(),
                 priority: inc.priority,
-                location: inc.location,
+                location,
                 description: inc.description.clone(),
                 issued: now,
-                distance_m: fix.map(|f| f.at.distance_m(&inc.location)),
+                distance_m: fix.map(|f| f.at.distance_m(&location)),
                 note: note.clone(),
                 eta_s: route.as_ref().map(|r| r.eta_s),
                 route_m: route.as_ref().map(|r| r.route_m),
                 eta_method: route.as_ref().map(|r| r.method),
                 route: route.map(|r| r.geometry).unwrap_or_default(),
                 acknowledged: None,
+                intercept: intercept.is_some(),
             };
             self.next_order += 1;
             self.units.record_mut(slot).order = Some(Box::new(order.clone()));
@@ -1026,7 +1044,13 @@ impl Dispatcher {
                 now,
                 actor,
                 "dispatched",
-                format!("unit {unit_id} ({})", order.id),
+                match intercept {
+                    Some(p) => format!(
+                        "unit {unit_id} ({}) to intercept at ({:.6}, {:.6})",
+                        order.id, p.lon, p.lat
+                    ),
+                    None => format!("unit {unit_id} ({})", order.id),
+                },
             );
             if inc.status == IncidentStatus::New {
                 inc.status = IncidentStatus::Dispatched;
@@ -1095,6 +1119,7 @@ impl Dispatcher {
                     self.outbox.push(Event::Unit(self.units.view(slot, now)));
                 }
             }
+            self.close_tracks_of(id, now);
         }
         if !to.accepts_units() {
             self.alert_joins.forget_incident(id);
@@ -1184,6 +1209,7 @@ impl Dispatcher {
                 .filter(|i| i.status.is_open())
                 .cloned()
                 .collect(),
+            tracks: self.tracks(false),
         }
     }
 
@@ -1198,6 +1224,7 @@ impl Dispatcher {
                 .filter(|i| i.status.is_open())
                 .cloned()
                 .collect(),
+            tracks: self.tracks(false),
         }
     }
 }

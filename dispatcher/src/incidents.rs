@@ -252,7 +252,7 @@ impl NewIncident {
 }
 
 /// A request to send units to an incident, all or none.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DispatchRequest {
     /// The incident to send them to.
     pub incident_id: String,
@@ -264,6 +264,10 @@ pub struct DispatchRequest {
     /// first result instead of being refused as busy units.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Send the units to this point instead of the incident's location: a
+    /// point ahead of a followed suspect ([`crate::tracks`]).
+    #[serde(default)]
+    pub intercept: Option<LonLat>,
 }
 
 impl DispatchRequest {
@@ -290,6 +294,9 @@ impl DispatchRequest {
             }
         }
         check_text("note", &self.note)?;
+        if let Some(p) = self.intercept {
+            p.validated("intercept")?;
+        }
         validate_request_id(&self.request_id)
     }
 
@@ -302,7 +309,9 @@ impl DispatchRequest {
         for id in &self.unit_ids {
             f = f.str(id);
         }
-        f.str(&self.note).finish()
+        f.str(&self.note)
+            .opt(self.intercept, |f, p| f.f64(p.lon).f64(p.lat))
+            .finish()
     }
 }
 
@@ -354,7 +363,8 @@ pub struct Order {
     pub incident_kind: String,
     /// The incident's priority, 1 (most urgent) ..= 5.
     pub priority: u32,
-    /// Where to go (x = longitude, y = latitude, degrees).
+    /// Where to go (x = longitude, y = latitude, degrees): the incident's
+    /// location, or an intercept point (`intercept`).
     pub location: LonLat,
     /// The incident's description.
     pub description: String,
@@ -380,6 +390,10 @@ pub struct Order {
     /// When the unit's terminal acknowledged it, Unix ms.
     #[serde(default)]
     pub acknowledged: Option<Millis>,
+    /// `location` is a point to intercept a followed suspect at, not the
+    /// incident's location.
+    #[serde(default)]
+    pub intercept: bool,
 }
 
 #[cfg(test)]
@@ -422,6 +436,7 @@ mod tests {
         assert_eq!(bad(|n| n.request_id = Some(String::new())), "request_id");
 
         let send = |ids: &[&str]| DispatchRequest {
+            intercept: Default::default(),
             incident_id: "inc-1".into(),
             unit_ids: ids.iter().map(|s| s.to_string()).collect(),
             note: String::new(),

@@ -26,6 +26,9 @@
 //! - [`requests`]: the request log that makes retries with a `request_id`
 //!   idempotent, with a fingerprint that is the same on every node and build.
 //! - [`persist`]: the state as plain records, for checkpoints and rebuilds.
+//! - [`tracks`]: a suspect followed from camera to camera: sightings, the
+//!   predicted way on, the handoff list of cameras to watch next, and units
+//!   that can intercept it.
 //! - [`plans`]: response plans ("two units, at least one car") by incident
 //!   type and priority, filled from candidates fastest first, with shortfalls.
 //! - [`trust`]: which GPS fixes to believe (implied speed, accuracy, a
@@ -48,6 +51,7 @@ pub mod persist;
 pub mod plans;
 pub mod recommend;
 pub mod requests;
+pub mod tracks;
 pub mod trust;
 pub mod units;
 
@@ -62,8 +66,8 @@ pub use crate::cameras::{
 };
 pub use crate::core::{
     DispatchPolicy, Dispatcher, DispatcherConfig, Event, Follow, MAX_CAMERA_ANSWERS,
-    MAX_FOLLOW_CAMERAS, MAX_PATH_POINTS, Snapshot, SnapshotCopy, StatusTimer, Target, UnitAlert,
-    UnitAlertKind,
+    MAX_FOLLOW_CAMERAS, MAX_OPEN_TRACKS, MAX_PATH_POINTS, Snapshot, SnapshotCopy, StatusTimer,
+    Target, UnitAlert, UnitAlertKind,
 };
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};
@@ -81,6 +85,10 @@ pub use crate::recommend::{
 };
 pub use crate::recommend::{PlanOutcome, PlannedUnit};
 pub use crate::requests::{RequestRecord, RequestResult};
+pub use crate::tracks::{
+    Handoff, Intercept, InterceptQuery, Intercepts, NewSighting, NewTrack, Prediction, Sighting,
+    Track, TrackConfig,
+};
 pub use crate::trust::{
     Assessment, ConfidenceNote, FixFlag, FixRejection, KindTrust, LocationConfidence, PendingJump,
     TrustConfig, TrustState,

@@ -12,6 +12,7 @@ use crate::core::{Follow, StatusTimer};
 use crate::error::Error;
 use crate::incidents::{Incident, Order};
 use crate::requests::RequestRecord;
+use crate::tracks::Track;
 use crate::trust::TrustState;
 use crate::units::{Fix, UnitKind, UnitProfile, UnitStatus};
 
@@ -95,6 +96,12 @@ pub struct CoreMeta {
     /// Units followed by cameras. Absent in checkpoints of older builds.
     #[serde(default)]
     pub follows: Vec<Follow>,
+    /// Every track, open and closed, by id.
+    #[serde(default)]
+    pub tracks: Vec<Track>,
+    /// The number of the last track id handed out.
+    #[serde(default)]
+    pub next_track: u64,
 }
 
 /// A whole core.
@@ -116,6 +123,7 @@ impl Dispatcher {
     pub fn export_meta(&self) -> CoreMeta {
         let (next_alert, next_incident, next_order) = self.counters();
         let alert_incidents = self.alert_joins().to_records();
+        let (tracks, next_track) = self.export_tracks();
         CoreMeta {
             next_alert,
             next_incident,
@@ -125,6 +133,8 @@ impl Dispatcher {
             requests: self.request_log().to_records(),
             timers: self.export_timers(),
             follows: self.export_follows(),
+            tracks,
+            next_track,
         }
     }
 
@@ -227,9 +237,12 @@ impl Dispatcher {
             .collect::<Result<Vec<_>, _>>()?;
         let timers = std::mem::take(&mut state.meta.timers);
         let follows = std::mem::take(&mut state.meta.follows);
+        let tracks = std::mem::take(&mut state.meta.tracks);
+        let next_track = state.meta.next_track;
         core.restore_rest(cameras, incidents, state.meta);
         core.restore_timers(timers);
         core.restore_follows(follows);
+        core.import_tracks(tracks, next_track);
         Ok(core)
     }
 }

@@ -43,6 +43,11 @@ pub enum RequestResult {
         /// The orders the first success issued.
         orders: Vec<Order>,
     },
+    /// StartTrack: a retry gets the track as it is now.
+    Track {
+        /// The track started.
+        track_id: String,
+    },
 }
 
 /// One remembered request, as checkpoints store it.

@@ -13,6 +13,7 @@ fn op() -> Actor {
 
 fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
     DispatchRequest {
+        intercept: Default::default(),
         incident_id: incident_id.into(),
         unit_ids: unit_ids.iter().map(|u| u.to_string()).collect(),
         note: note.into(),
@@ -330,6 +331,7 @@ fn events_are_left_in_order() {
             Event::Order(_) => "order",
             Event::OrderReleased(_) => "released",
             Event::UnitAlert(_) => "unit_alert",
+            Event::Track(_) => "track",
         })
         .collect();
     assert_eq!(kinds, ["incident", "unit", "order", "incident"]);

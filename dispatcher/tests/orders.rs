@@ -83,6 +83,7 @@ fn send(d: &mut Dispatcher, incident: &str, unit: &str, now: i64) -> String {
     let (_, orders) = d
         .dispatch(
             &DispatchRequest {
+                intercept: Default::default(),
                 incident_id: incident.into(),
                 unit_ids: vec![unit.into()],
                 note: String::new(),

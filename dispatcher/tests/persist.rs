@@ -34,6 +34,7 @@ fn with_id(mut request: DispatchRequest, request_id: &str) -> DispatchRequest {
 
 fn send(incident_id: &str, unit_ids: &[&str], note: &str) -> DispatchRequest {
     DispatchRequest {
+        intercept: Default::default(),
         incident_id: incident_id.into(),
         unit_ids: unit_ids.iter().map(|u| u.to_string()).collect(),
         note: note.into(),

@@ -68,6 +68,7 @@ fn call(request_id: Option<&str>) -> NewIncident {
 
 fn send(incident_id: &str, unit_ids: &[&str], request_id: &str) -> DispatchRequest {
     DispatchRequest {
+        intercept: Default::default(),
         incident_id: incident_id.into(),
         unit_ids: unit_ids.iter().map(|u| u.to_string()).collect(),
         note: "go".into(),

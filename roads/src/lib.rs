@@ -31,6 +31,9 @@
 //! - [`snap`]: [`Snap`], the nearest usable edge to a point (an R-tree).
 //! - [`route`]: one-to-one Dijkstra ([`RoadGraph::route`]) and the lazy
 //!   many-to-one [`ReverseSearch`].
+//! - [`reach`]: everything within a distance of a position
+//!   ([`RoadGraph::reach`]) and the way straight ahead ([`RoadGraph::ahead`]),
+//!   for predicting where a followed target goes.
 //! - [`osm`]: reading an `.osm.pbf` extract into a graph, its cameras and its
 //!   street names; the only module that touches files.
 //! - [`error`]: the crate's [`Error`].
@@ -43,6 +46,7 @@ pub mod graph;
 #[cfg(feature = "osm")]
 pub mod osm;
 pub mod profile;
+pub mod reach;
 pub mod route;
 pub mod snap;
 
@@ -56,5 +60,6 @@ pub use crate::profile::{
     BikeConfig, EmergencyConfig, FootConfig, Metric, MotorConfig, Profile, ProfileConfig,
     RoadSpeeds,
 };
+pub use crate::reach::{Ahead, Reach, ReachPiece};
 pub use crate::route::{Eta, ReverseSearch, Route, SearchScratch};
 pub use crate::snap::Snap;

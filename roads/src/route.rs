@@ -329,7 +329,13 @@ fn settle_until(
 
 /// Appends the part of `edge` from `from_m` to `to_m` metres after its tail,
 /// skipping a point equal to the last one already there.
-fn push_part(graph: &RoadGraph, edge: EdgeId, from_m: f64, to_m: f64, out: &mut Vec<LonLat>) {
+pub(crate) fn push_part(
+    graph: &RoadGraph,
+    edge: EdgeId,
+    from_m: f64,
+    to_m: f64,
+    out: &mut Vec<LonLat>,
+) {
     let mut push = |p: LonLat| {
         if out.last() != Some(&p) {
             out.push(p);

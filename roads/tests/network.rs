@@ -298,3 +298,87 @@ fn a_limited_question_settles_less_and_answers_only_below_the_limit() {
         "strictly below"
     );
 }
+
+/// The metres of the town's edge parts that `reach` returned, per undirected
+/// street (by its two end nodes), as the union of the intervals travelled.
+fn reached_metres(g: &RoadGraph, reach: &patrol_roads::Reach) -> f64 {
+    // Mark each street's metres on a 1 cm grid: parts overlap when a street
+    // is reached from both ends.
+    use std::collections::HashMap;
+    let mut marks: HashMap<(u32, u32), Vec<bool>> = HashMap::new();
+    for p in &reach.pieces {
+        let (tail, head) = (g.edge_tail(p.edge), g.edge_head(p.edge));
+        let len = g.edge_length_m(p.edge);
+        let (key, from, to) = if tail < head {
+            ((tail, head), p.from_m, p.to_m)
+        } else {
+            ((head, tail), len - p.to_m, len - p.from_m)
+        };
+        let cells = marks
+            .entry(key)
+            .or_insert_with(|| vec![false; (len * 100.0).ceil() as usize]);
+        for c in (from * 100.0).round() as usize..(to * 100.0).round() as usize {
+            if let Some(m) = cells.get_mut(c) {
+                *m = true;
+            }
+        }
+    }
+    marks.values().flatten().filter(|&&m| m).count() as f64 / 100.0
+}
+
+#[test]
+fn reach_covers_what_lies_within_the_distance_and_only_ahead_when_asked() {
+    let g = town();
+    // On foot from the middle of A-B (50, 0), 120 m every way: 50 m to A and
+    // 70 m up A-D; 50 m to B, then 70 m up B-C and 70 m of the steps B-E.
+    let start = snap(&g, FOOT, 50.0, 0.0);
+    let all = g.reach(FOOT, &start, None, 120.0);
+    let metres = reached_metres(&g, &all);
+    assert!((metres - (100.0 + 70.0 * 3.0)).abs() < 0.5, "{metres}");
+    for p in &all.pieces {
+        assert!(p.start_m + (p.to_m - p.from_m) <= 120.0 + 1e-6, "{p:?}");
+    }
+    // Heading east (towards B) only: the 50 m to B, B-C 70 m, B-E 70 m, and
+    // 70 m back from B towards A (turning back at B): A-B from 30 m to 100 m.
+    let east = [start.edge, g.twin(start.edge)]
+        .into_iter()
+        .find(|&e| g.node(g.edge_head(e)).distance_m(&at(100.0, 0.0)) < 1.0)
+        .unwrap();
+    let ahead_only = g.reach(FOOT, &start, Some(east), 120.0);
+    let metres = reached_metres(&g, &ahead_only);
+    assert!((metres - (70.0 + 70.0 * 2.0)).abs() < 0.5, "{metres}");
+    // Nothing leaves the start westwards.
+    assert!(
+        ahead_only
+            .pieces
+            .iter()
+            .all(|p| p.start_m > 0.0 || p.edge == east),
+        "{:?}",
+        ahead_only.pieces
+    );
+    // A car may not drive A-B backwards: from (50, 0) it reaches only B's
+    // side however far it may go.
+    let car_start = snap(&g, CAR, 50.0, 0.0);
+    let car = g.reach(CAR, &car_start, None, 60.0);
+    let metres = reached_metres(&g, &car);
+    assert!((metres - (50.0 + 10.0)).abs() < 0.5, "{metres}");
+}
+
+#[test]
+fn ahead_goes_straight_on_at_junctions_and_stops_at_the_distance() {
+    let g = town();
+    // From (0, 150) heading south to A; at A the only way on (not back) is
+    // east to B; at B straight on is the steps to E (east), not C (north).
+    let start = snap(&g, FOOT, 0.0, 150.0);
+    let south = [start.edge, g.twin(start.edge)]
+        .into_iter()
+        .find(|&e| g.node(g.edge_head(e)).distance_m(&at(0.0, 0.0)) < 1.0)
+        .unwrap();
+    let a = g.ahead(FOOT, &start, Some(south), 300.0);
+    assert!((a.metres - 300.0).abs() < 1e-6, "{}", a.metres);
+    let end = *a.geometry.last().unwrap();
+    // 150 m to A, 100 m to B, 50 m along the steps towards E.
+    assert!(end.distance_m(&at(150.0, 0.0)) < 0.5, "{end:?}");
+    let walked: f64 = a.geometry.windows(2).map(|w| w[0].distance_m(&w[1])).sum();
+    assert!((walked - 300.0).abs() < 0.5, "{walked}");
+}

@@ -384,7 +384,7 @@ pub struct CameraSight {
 }
 
 /// A pose a PTZ camera can take to see a point.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Turn {
     /// Pan, degrees clockwise from zero pan, inside the pan range.
     pub pan_deg: f64,

@@ -351,22 +351,23 @@ impl Dispatcher {
             }
         }
         let request = DispatchRequest {
+            intercept: Default::default(),
             incident_id: incident.id.clone(),
             unit_ids: next.clone().into_iter().collect(),
             note: format!("replaces {replaces}, who did not acknowledge"),
             request_id: None,
         };
-        if next.is_none() || self.dispatch(&request, actor, now).is_err() {
-            if let Some(&islot) = self.incident_slots.get(incident_id) {
-                let inc = &mut self.incidents[islot];
-                inc.record(
-                    now,
-                    actor,
-                    "shortfall",
-                    format!("no available unit to replace {replaces}"),
-                );
-                self.outbox.push(Event::Incident(inc.clone()));
-            }
+        if (next.is_none() || self.dispatch(&request, actor, now).is_err())
+            && let Some(&islot) = self.incident_slots.get(incident_id)
+        {
+            let inc = &mut self.incidents[islot];
+            inc.record(
+                now,
+                actor,
+                "shortfall",
+                format!("no available unit to replace {replaces}"),
+            );
+            self.outbox.push(Event::Incident(inc.clone()));
         }
     }
 
@@ -459,17 +460,19 @@ impl Dispatcher {
             return;
         }
         let request = DispatchRequest {
+            intercept: Default::default(),
             incident_id: incident_id.to_string(),
             unit_ids: plan.chosen.iter().map(|c| c.unit_id.clone()).collect(),
             note: format!("auto-dispatched by plan {}", plan.plan),
             request_id: None,
         };
-        if self.dispatch(&request, &actor, now).is_ok() && !plan.shortfalls.is_empty() {
-            if let Some(&islot) = self.incident_slots.get(incident_id) {
-                let inc = &mut self.incidents[islot];
-                inc.record(now, &actor, "shortfall", plan.shortfalls.join("; "));
-                self.outbox.push(Event::Incident(inc.clone()));
-            }
+        if self.dispatch(&request, &actor, now).is_ok()
+            && !plan.shortfalls.is_empty()
+            && let Some(&islot) = self.incident_slots.get(incident_id)
+        {
+            let inc = &mut self.incidents[islot];
+            inc.record(now, &actor, "shortfall", plan.shortfalls.join("; "));
+            self.outbox.push(Event::Incident(inc.clone()));
         }
     }
 
