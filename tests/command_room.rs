@@ -72,6 +72,7 @@ async fn watch_sends_a_snapshot_then_every_change_in_order() {
             incident_id: incident.id.clone(),
             unit_ids: vec!["u2".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await
         .unwrap();

@@ -68,6 +68,7 @@ async fn every_audit_entry_names_who_made_the_change() {
                 unit_ids: vec!["car-1".into()],
                 note: "go".into(),
                 request_id: String::new(),
+                intercept: Default::default(),
             },
         ))
         .await
@@ -215,6 +216,7 @@ async fn a_retried_call_with_the_same_request_id_changes_nothing_twice() {
         unit_ids: vec!["car-1".into()],
         note: "go".into(),
         request_id: "dispatch-1".into(),
+        intercept: Default::default(),
     };
     let orders = node
         .incidents

@@ -179,6 +179,7 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
             incident_id: incident.id.clone(),
             unit_ids: vec!["car-1".into()],
             note: "silent approach".into(),
+            intercept: Default::default(),
         })
         .await
         .unwrap()
@@ -237,6 +238,7 @@ async fn dispatch_delivers_the_order_to_the_units_terminal() {
             incident_id: other.id.clone(),
             unit_ids: vec!["car-1".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await
         .unwrap_err();
@@ -526,6 +528,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
             incident_id: incident.id.clone(),
             unit_ids: vec!["u1".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await;
     check(r.map(|r| r.map(|_| ())), Code::FailedPrecondition, "busy");
@@ -536,6 +539,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
             incident_id: incident.id.clone(),
             unit_ids: vec!["ghost".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await;
     check(r.map(|r| r.map(|_| ())), Code::NotFound, "ghost");
@@ -546,6 +550,7 @@ async fn bad_requests_get_clear_codes_and_the_server_keeps_serving() {
             incident_id: "inc-404".into(),
             unit_ids: vec!["u1".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await;
     check(r.map(|r| r.map(|_| ())), Code::NotFound, "inc-404");

@@ -145,6 +145,7 @@ async fn kill_9_patrold_mid_ingest_loses_nothing_acknowledged() {
             incident_id: inc.id.clone(),
             unit_ids: vec!["u0".into(), "u1".into()],
             note: "go".into(),
+            intercept: Default::default(),
         })
         .await
         .expect("dispatch");
@@ -276,6 +277,7 @@ async fn two_nodes_on_one_redis_agree_on_order_and_share_incidents() {
             incident_id: inc.id.clone(),
             unit_ids: vec!["u3".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await
         .expect("an incident made on A is dispatched from B")
@@ -334,6 +336,7 @@ async fn concurrent_dispatch_of_one_unit_on_two_nodes_assigns_it_once() {
                     incident_id,
                     unit_ids: vec!["u1".into()],
                     note: String::new(),
+                    intercept: Default::default(),
                 })
                 .await
         };
@@ -478,6 +481,7 @@ async fn checkpoints_trim_the_log_and_a_restart_rebuilds_from_them() {
             incident_id: inc.id.clone(),
             unit_ids: vec!["u2".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await
         .unwrap();
@@ -566,6 +570,7 @@ async fn the_same_binaries_run_on_a_three_shard_redis_cluster() {
             incident_id: inc.id.clone(),
             unit_ids: vec!["h1".into()],
             note: String::new(),
+            intercept: Default::default(),
         })
         .await
         .unwrap();

@@ -153,6 +153,7 @@ async fn invalid_alerts_and_dispatches_never_reach_the_log() {
         unit_ids: vec!["car-1".into()],
         note: String::new(),
         request_id: String::new(),
+        intercept: Default::default(),
     };
     let bad_dispatches = [
         pb::DispatchRequest {
@@ -275,6 +276,7 @@ async fn a_refused_ping_flood_does_not_stop_incidents_or_dispatch() {
                 unit_ids: vec![unit.clone()],
                 note: String::new(),
                 request_id: String::new(),
+                intercept: Default::default(),
             })
             .await
             .unwrap_or_else(|e| panic!("dispatch {i} during the flood: {e:?}"));

@@ -99,6 +99,7 @@ pub async fn run(channel: &Channel, units: &[SimUnit], rounds: usize) -> Result<
                 incident_id: incident.id.clone(),
                 unit_ids: vec![unit.id.clone()],
                 note: String::new(),
+                intercept: Default::default(),
             })
             .await
             .with_context(|| format!("Dispatch {} to {}", unit.id, incident.id))?;

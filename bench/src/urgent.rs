@@ -258,6 +258,7 @@ async fn incident(
             incident_id: incident.id,
             unit_ids: vec![target.unit_id],
             note: String::new(),
+            intercept: Default::default(),
         };
         let started = Instant::now();
         let dispatched = timed(client.dispatch(request)).await;

@@ -64,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 incident_id,
                 unit_ids,
                 note,
+                intercept: Default::default(),
             });
             let response = incidents().dispatch(request).await?.into_inner();
             if let Some(incident) = &response.incident {
@@ -678,7 +679,12 @@ fn eta_details(response: &RecommendResponse) -> String {
             if plan.complete { "complete" } else { "SHORT" }
         ));
         for u in &plan.units {
-            out.push_str(&format!("  send {} ({}): {}\n", u.unit_id, eta(u.eta_s), u.reason));
+            out.push_str(&format!(
+                "  send {} ({}): {}\n",
+                u.unit_id,
+                eta(u.eta_s),
+                u.reason
+            ));
         }
         for s in &plan.shortfalls {
             out.push_str(&format!("  shortfall: {s}\n"));

@@ -12,7 +12,8 @@
 use bytes::Bytes;
 use patrol_dispatcher::{
     Actor, Aim, AlertOutcome, Camera, DispatchRequest, Follow, Incident, IncidentUpdate, LonLat,
-    Millis, NewAlert, NewIncident, Order, Target, Unit, UnitProfile, UnitStatus,
+    Millis, NewAlert, NewIncident, NewSighting, NewTrack, Order, Target, Track, Unit, UnitProfile,
+    UnitStatus,
 };
 use patrol_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,18 @@ pub enum Command {
         unit_id: String,
         camera_ids: Vec<String>,
         stop: bool,
+    },
+    /// Start following a suspect.
+    StartTrack(NewTrack),
+    /// Another sighting of a followed suspect.
+    AddSighting {
+        track_id: String,
+        sighting: NewSighting,
+    },
+    /// Stop following.
+    CloseTrack {
+        track_id: String,
+        reason: String,
     },
     /// A camera system reports its cameras alive at `time`.
     CameraHealth {
@@ -111,6 +124,9 @@ impl Command {
             Command::AimCameras { .. } => "aim_cameras",
             Command::FollowUnit { .. } => "follow_unit",
             Command::CameraHealth { .. } => "camera_health",
+            Command::StartTrack(_) => "start_track",
+            Command::AddSighting { .. } => "add_sighting",
+            Command::CloseTrack { .. } => "close_track",
             Command::Tick { .. } => "tick",
         }
     }
@@ -130,6 +146,9 @@ impl Command {
             | Command::AcknowledgeOrder { .. }
             | Command::AimCameras { .. }
             | Command::FollowUnit { .. }
+            | Command::StartTrack(_)
+            | Command::AddSighting { .. }
+            | Command::CloseTrack { .. }
             | Command::Tick { .. } => Lane::Urgent,
         }
     }
@@ -209,6 +228,7 @@ pub enum Outcome {
         aims: Vec<(String, Aim, bool)>,
     },
     Follow(Option<Follow>),
+    Track(Box<Track>),
     Count(usize),
     Ticked {
         positions: usize,
@@ -317,6 +337,15 @@ impl FromOutcome for Option<Follow> {
     fn from_outcome(outcome: Outcome) -> Option<Self> {
         match outcome {
             Outcome::Follow(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for Track {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Track(t) => Some(*t),
             _ => None,
         }
     }

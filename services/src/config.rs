@@ -50,6 +50,9 @@ pub struct Config {
     pub response: patrol_dispatcher::PlanBook,
     /// Acknowledgements, re-dispatch, status timers, automatic dispatch.
     pub dispatch: patrol_dispatcher::DispatchPolicy,
+    /// How tracks (a suspect followed from camera to camera) predict the way
+    /// ahead and look for intercepts.
+    pub tracks: patrol_dispatcher::TrackConfig,
     /// Camera health.
     pub cameras: CamerasConfig,
     /// Sizes a request may have.
@@ -206,6 +209,7 @@ impl Default for Config {
             trust: Default::default(),
             response: Default::default(),
             dispatch: Default::default(),
+            tracks: Default::default(),
             cameras: CamerasConfig::default(),
             limits: LimitsConfig::default(),
             requests: RequestsConfig::default(),
@@ -401,6 +405,9 @@ impl Config {
         self.trust.validate()?;
         self.response.validate()?;
         self.dispatch.validate()?;
+        self.tracks
+            .validate()
+            .map_err(|e| anyhow::anyhow!("tracks: {e}"))?;
         anyhow::ensure!(
             self.cameras.offline_after_ms > 0,
             "cameras.offline_after_ms must be > 0"
@@ -451,6 +458,7 @@ impl Config {
             trust_positions: self.units.trust_positions,
             plans: self.response.clone(),
             dispatch: self.dispatch.clone(),
+            tracks: self.tracks,
             cameras: patrol_dispatcher::cameras::CameraConfig {
                 offline_after_ms: self.cameras.offline_after_ms,
             },

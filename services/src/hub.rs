@@ -14,7 +14,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use patrol_dispatcher::{
     Actor, AlertOutcome, Camera, DispatchRequest, Dispatcher, Follow, Incident, IncidentUpdate,
-    Millis, NewAlert, NewIncident, Order, Target, Unit, UnitProfile, UnitStatus,
+    Millis, NewAlert, NewIncident, NewSighting, NewTrack, Order, Target, Track, Unit, UnitProfile,
+    UnitStatus,
 };
 use tokio::sync::watch;
 
@@ -238,6 +239,33 @@ impl Hub {
             },
         )
         .await
+    }
+
+    /// Starts a track.
+    pub async fn start_track(&self, origin: Origin, new: NewTrack) -> Result<Track, ServerError> {
+        self.run(origin, Command::StartTrack(new)).await
+    }
+
+    /// Adds a sighting to a track.
+    pub async fn add_sighting(
+        &self,
+        origin: Origin,
+        track_id: String,
+        sighting: NewSighting,
+    ) -> Result<Track, ServerError> {
+        self.run(origin, Command::AddSighting { track_id, sighting })
+            .await
+    }
+
+    /// Closes a track.
+    pub async fn close_track(
+        &self,
+        origin: Origin,
+        track_id: String,
+        reason: String,
+    ) -> Result<Track, ServerError> {
+        self.run(origin, Command::CloseTrack { track_id, reason })
+            .await
     }
 
     /// Cameras reported alive at `time`; returns how many reports were newer.

@@ -18,7 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{CameraApi, CommandRoomApi, IncidentApi, UnitApi};
+use crate::api::{CameraApi, CommandRoomApi, IncidentApi, TrackApi, UnitApi};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::durable::RedisLog;
@@ -29,10 +29,11 @@ use crate::sequencer::Sequencer;
 use crate::telemetry as m;
 
 /// The fully qualified names of the four patrol services (for health checks).
-pub const SERVICE_NAMES: [&str; 4] = [
+pub const SERVICE_NAMES: [&str; 5] = [
     "patrol.v1.UnitService",
     "patrol.v1.CameraService",
     "patrol.v1.IncidentService",
+    "patrol.v1.TrackService",
     "patrol.v1.CommandRoom",
 ];
 
@@ -155,6 +156,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )
         .add_service(
             pb::incident_service_server::IncidentServiceServer::new(IncidentApi::new(hub.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::track_service_server::TrackServiceServer::new(TrackApi::new(hub.clone()))
                 .max_decoding_message_size(max_message),
         )
         .add_service(

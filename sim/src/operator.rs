@@ -232,6 +232,7 @@ impl Operator {
             incident_id: id.clone(),
             unit_ids: unit_ids.clone(),
             note: format!("recommended: {}", best.reason),
+            intercept: Default::default(),
         };
         match self.incidents.dispatch(request).await {
             Ok(_) => {

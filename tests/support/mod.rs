@@ -10,6 +10,7 @@ use patrol_services::{Config, RunningServer};
 use pb::camera_service_client::CameraServiceClient;
 use pb::command_room_client::CommandRoomClient;
 use pb::incident_service_client::IncidentServiceClient;
+use pb::track_service_client::TrackServiceClient;
 use pb::unit_service_client::UnitServiceClient;
 use tonic::transport::Channel;
 
@@ -36,6 +37,7 @@ pub struct TestNode {
     pub cameras: CameraServiceClient<Channel>,
     pub incidents: IncidentServiceClient<Channel>,
     pub room: CommandRoomClient<Channel>,
+    pub tracks: TrackServiceClient<Channel>,
     pub channel: Channel,
 }
 
@@ -52,6 +54,7 @@ impl TestNode {
             cameras: c.cameras,
             incidents: c.incidents,
             room: c.room,
+            tracks: c.tracks,
             channel: c.channel,
             server,
         }
@@ -176,6 +179,7 @@ pub struct Clients {
     pub cameras: CameraServiceClient<Channel>,
     pub incidents: IncidentServiceClient<Channel>,
     pub room: CommandRoomClient<Channel>,
+    pub tracks: TrackServiceClient<Channel>,
     pub channel: Channel,
 }
 
@@ -191,6 +195,7 @@ impl Clients {
             cameras: CameraServiceClient::new(channel.clone()),
             incidents: IncidentServiceClient::new(channel.clone()),
             room: CommandRoomClient::new(channel.clone()),
+            tracks: TrackServiceClient::new(channel.clone()),
             channel,
         }
     }

@@ -5,7 +5,7 @@
 
 use patrol_proto::v1::{
     Alert, Camera, DispatchOrder, Incident, IncidentStatus, PositionBatch, Resync, ResyncReason,
-    SnapshotChunk, SnapshotEnd, Unit, UnitAlert, UnitAlertKind, UnitKind, UnitStatus,
+    SnapshotChunk, SnapshotEnd, Track, Unit, UnitAlert, UnitAlertKind, UnitKind, UnitStatus,
 };
 
 use crate::format::{metres, word_of};
@@ -96,6 +96,38 @@ pub fn unit_alert(alert: &UnitAlert, call_sign: &str) -> Told {
             alert.message
         ),
         format!("ALERT {call_sign}: {}", alert.message),
+    )
+}
+
+pub fn track(track: &Track) -> Told {
+    let state = if track.closed_unix_ms != 0 {
+        "closed"
+    } else {
+        "open"
+    };
+    let handoffs = track.prediction.as_ref().map_or(0, |p| p.handoffs.len());
+    let next = track
+        .prediction
+        .as_ref()
+        .and_then(|p| p.handoffs.first())
+        .map_or("-", |h| h.camera_id.as_str());
+    Told::both(
+        format!(
+            "track {} {state} label={:?} sightings={} handoffs={handoffs} next={next}",
+            track.id,
+            track.label,
+            track.sightings.len()
+        ),
+        if track.closed_unix_ms != 0 {
+            format!("track {} closed: {}", track.id, track.close_reason)
+        } else {
+            format!(
+                "track {} ({}): {} sightings, next camera {next}",
+                track.id,
+                track.label,
+                track.sightings.len()
+            )
+        },
     )
 }
 

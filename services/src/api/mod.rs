@@ -1,4 +1,4 @@
-//! The four gRPC services over the [`Hub`](crate::hub::Hub). Handlers convert
+//! The gRPC services over the [`Hub`](crate::hub::Hub). Handlers convert
 //! the request once (`convert::from_wire`), stamp it with who sent it
 //! ([`origin`]), hand it to one typed hub method, and convert the answer back;
 //! every error is a [`ServerError`](crate::error::ServerError).
@@ -6,11 +6,13 @@
 mod cameras;
 mod command_room;
 mod incidents;
+mod tracks;
 mod units;
 
 pub use cameras::CameraApi;
 pub use command_room::CommandRoomApi;
 pub use incidents::IncidentApi;
+pub use tracks::TrackApi;
 pub use units::UnitApi;
 
 use patrol_dispatcher::Actor;

@@ -305,9 +305,73 @@ pub fn dispatch_request(req: pb::DispatchRequest) -> Result<d::DispatchRequest, 
         unit_ids: req.unit_ids,
         note: req.note,
         request_id: optional_id("request_id", req.request_id)?,
+        intercept: req
+            .intercept
+            .as_ref()
+            .map(|p| lonlat("intercept", Some(p)))
+            .transpose()?,
     };
     request.validate()?;
     Ok(request)
+}
+
+/// A sighting as reported (`field` names it in errors).
+pub fn sighting(field: &str, s: Option<pb::SightingInput>) -> Result<d::NewSighting, ServerError> {
+    let s = s.ok_or_else(|| ServerError::missing(field))?;
+    let sighting = d::NewSighting {
+        time: (s.time_unix_ms != 0).then_some(s.time_unix_ms),
+        at: s
+            .point
+            .as_ref()
+            .map(|p| lonlat(&format!("{field}.point"), Some(p)))
+            .transpose()?,
+        camera_id: (!s.camera_id.is_empty()).then_some(s.camera_id),
+        note: s.note,
+    };
+    sighting.validate(field)?;
+    Ok(sighting)
+}
+
+pub fn new_track(req: pb::StartTrackRequest) -> Result<d::NewTrack, ServerError> {
+    let new = d::NewTrack {
+        label: req.label,
+        mode: if req.mode == 0 {
+            d::UnitKind::Foot
+        } else {
+            unit_kind("mode", req.mode)?
+        },
+        incident_id: optional_id("incident_id", req.incident_id)?,
+        priority: (req.priority != 0).then_some(req.priority),
+        sighting: sighting("sighting", req.sighting)?,
+        request_id: optional_id("request_id", req.request_id)?,
+    };
+    new.validate()?;
+    Ok(new)
+}
+
+pub fn intercept_query(
+    req: &pb::RecommendInterceptsRequest,
+) -> Result<d::InterceptQuery, ServerError> {
+    let kinds = req
+        .kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| unit_kind(&format!("kinds[{i}]"), k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let k = if req.k == 0 { 3 } else { req.k as usize };
+    if k > d::recommend::MAX_K {
+        return Err(ServerError::bad(
+            "k",
+            k,
+            format!("must be at most {}", d::recommend::MAX_K),
+        ));
+    }
+    Ok(d::InterceptQuery {
+        k,
+        kinds,
+        priority: None,
+        include_routes: req.include_routes,
+    })
 }
 
 pub fn incident_update(req: pb::UpdateIncidentRequest) -> Result<d::IncidentUpdate, ServerError> {

@@ -110,11 +110,7 @@ pub fn sight(s: &d::CameraSight) -> pb::CameraSight {
         bearing_deg: s.bearing_deg,
         off_axis_deg: s.off_axis_deg,
         sees_now: s.sees_now,
-        after_turn: s.after_turn.as_ref().map(|t| pb::CameraTurn {
-            pan_deg: t.pan_deg,
-            tilt_deg: t.tilt_deg,
-            heading_deg: t.heading_deg,
-        }),
+        after_turn: s.after_turn.as_ref().map(turn),
     }
 }
 
@@ -222,6 +218,7 @@ pub fn order(o: &d::Order, state: pb::OrderState) -> pb::DispatchOrder {
         eta_method: o.eta_method.map_or(pb::EtaMethod::Unspecified, eta_method) as i32,
         route: o.route.iter().copied().map(lonlat).collect(),
         acknowledged_unix_ms: o.acknowledged.unwrap_or(0),
+        intercept: o.intercept,
     }
 }
 
@@ -336,6 +333,94 @@ pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
         d::Event::Order(o) => Kind::Order(order(o, pb::OrderState::Active)),
         d::Event::OrderReleased(o) => Kind::Order(order(o, pb::OrderState::Released)),
         d::Event::UnitAlert(a) => Kind::UnitAlert(unit_alert(a)),
+        d::Event::Track(t) => Kind::Track(track(t)),
+    }
+}
+
+fn turn(t: &d::Turn) -> pb::CameraTurn {
+    pb::CameraTurn {
+        pan_deg: t.pan_deg,
+        tilt_deg: t.tilt_deg,
+        heading_deg: t.heading_deg,
+    }
+}
+
+fn points(p: &[d::LonLat]) -> Vec<pb::LonLat> {
+    p.iter().copied().map(lonlat).collect()
+}
+
+pub fn track(t: &d::Track) -> pb::Track {
+    pb::Track {
+        id: t.id.clone(),
+        label: t.label.clone(),
+        mode: unit_kind(t.mode) as i32,
+        incident_id: t.incident_id.clone(),
+        sightings: t
+            .sightings
+            .iter()
+            .map(|s| pb::Sighting {
+                time_unix_ms: s.time,
+                point: Some(lonlat(s.at)),
+                camera_id: s.camera_id.clone().unwrap_or_default(),
+                note: s.note.clone(),
+                actor: Some(actor(&s.actor)),
+            })
+            .collect(),
+        created_unix_ms: t.created,
+        closed_unix_ms: t.closed.unwrap_or(0),
+        close_reason: t.close_reason.clone(),
+        prediction: t.prediction.as_ref().map(|p| pb::Prediction {
+            made_unix_ms: p.made,
+            from: Some(lonlat(p.from)),
+            from_unix_ms: p.from_time,
+            speed_mps: p.speed_mps,
+            speed_observed: p.speed_observed,
+            heading_deg: p.heading_deg,
+            path: points(&p.path),
+            ahead: points(&p.ahead),
+            ahead_m: p.ahead_m,
+            reachable_m: p.reachable_m,
+            handoffs: p
+                .handoffs
+                .iter()
+                .map(|h| pb::Handoff {
+                    camera_id: h.camera_id.clone(),
+                    at: Some(lonlat(h.at)),
+                    distance_m: h.distance_m,
+                    expected_unix_ms: h.expected,
+                    window_start_unix_ms: h.window_start,
+                    window_end_unix_ms: h.window_end,
+                    sees_now: h.sees_now,
+                    turn: h.turn.as_ref().map(turn),
+                    on_way_ahead: h.on_way_ahead,
+                })
+                .collect(),
+            method: eta_method(p.method) as i32,
+        }),
+    }
+}
+
+pub fn intercepts(i: &d::Intercepts) -> pb::RecommendInterceptsResponse {
+    pb::RecommendInterceptsResponse {
+        intercepts: i
+            .intercepts
+            .iter()
+            .map(|x| pb::Intercept {
+                unit: Some(unit(&x.unit)),
+                at: Some(lonlat(x.at)),
+                along_m: x.along_m,
+                target_earliest_unix_ms: x.target_earliest,
+                target_expected_unix_ms: x.target_expected,
+                eta_s: x.eta_s,
+                unit_arrival_unix_ms: x.unit_arrival,
+                lead_s: x.lead_s,
+                eta_method: eta_method(x.eta_method) as i32,
+                route: points(&x.route),
+                reason: x.reason.clone(),
+            })
+            .collect(),
+        points_tried: i.points_tried as u32,
+        shortfall: i.shortfall.clone().unwrap_or_default(),
     }
 }
 

@@ -273,8 +273,9 @@ impl ChangeSink for Checkpointer {
                             dirty.incidents.insert(id.clone());
                         }
                     }
-                    // Timers live in the checkpoint's meta, written every time.
-                    Event::UnitAlert(_) => {}
+                    // Timers and tracks live in the checkpoint's meta,
+                    // written every time.
+                    Event::UnitAlert(_) | Event::Track(_) => {}
                 }
             }
         }

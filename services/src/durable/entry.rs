@@ -190,6 +190,7 @@ mod tests {
                 unit_ids: vec!["u1".into()],
                 note: "go".into(),
                 request_id: Some("r-1".into()),
+                intercept: Default::default(),
             }),
             Command::Tick { sweep: true },
         ];
@@ -220,6 +221,7 @@ mod tests {
                 unit_ids: vec!["u1".into()],
                 note: String::new(),
                 request_id: String::new(),
+                intercept: Default::default(),
             })),
         };
         let envelope = old.into_envelope("1-0", 5_000).expect("replays");

@@ -18,6 +18,10 @@ use patrol_proto::v1 as pb;
 use crate::convert::to_wire;
 
 /// What a logged event reports.
+// Each logged event is held once (shared by every subscriber) and a
+// positions batch is one event per tick, so the unboxed core event costs
+// little; boxing it would add an allocation to every core change.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
     /// A change the core made.
@@ -104,6 +108,7 @@ impl LoggedEvent {
             EventBody::Core(Event::Alert(a)) => Some(a.location),
             EventBody::Core(Event::Incident(i)) => Some(i.location),
             EventBody::Core(Event::Order(o) | Event::OrderReleased(o)) => Some(o.location),
+            EventBody::Core(Event::Track(t)) => Some(t.last().at),
             EventBody::Core(Event::UnitAlert(_)) | EventBody::Positions(_) => None,
         }
     }
@@ -135,6 +140,13 @@ impl LoggedEvent {
                 128 + o.description.len() + o.note.len() + o.route.len() * 20
             }
             EventBody::Core(Event::UnitAlert(a)) => 64 + a.unit_id.len() + a.message.len(),
+            EventBody::Core(Event::Track(t)) => {
+                128 + t.label.len()
+                    + t.sightings.len() * 64
+                    + t.prediction.as_ref().map_or(0, |p| {
+                        (p.path.len() + p.ahead.len()) * 20 + p.handoffs.len() * 96
+                    })
+            }
         }
     }
 }

@@ -349,6 +349,18 @@ impl Applier<'_> {
                     .map(|f| Outcome::Follow(Some(f)))
             }
             .map_err(ServerError::from),
+            Command::StartTrack(new) => core
+                .start_track(new, &actor, time)
+                .map(|t| Outcome::Track(Box::new(t)))
+                .map_err(ServerError::from),
+            Command::AddSighting { track_id, sighting } => core
+                .add_sighting(&track_id, &sighting, &actor, time)
+                .map(|t| Outcome::Track(Box::new(t)))
+                .map_err(ServerError::from),
+            Command::CloseTrack { track_id, reason } => core
+                .close_track(&track_id, &reason, &actor, time)
+                .map(|t| Outcome::Track(Box::new(t)))
+                .map_err(ServerError::from),
             Command::CameraHealth {
                 camera_ids,
                 time: seen,

@@ -36,6 +36,7 @@ pub struct SharedSnapshot {
     pub units: Vec<(Option<LonLat>, pb::Unit)>,
     pub cameras: Vec<(LonLat, pb::Camera)>,
     pub incidents: Vec<(LonLat, pb::Incident)>,
+    pub tracks: Vec<(LonLat, pb::Track)>,
     built: Instant,
     /// The whole snapshot as stream events (chunks, then SnapshotEnd),
     /// encoded once for every subscriber without a box.
@@ -75,6 +76,11 @@ impl SharedSnapshot {
                 .incidents
                 .iter()
                 .map(|i| (i.location, to_wire::incident(i)))
+                .collect(),
+            tracks: snapshot
+                .tracks
+                .iter()
+                .map(|t| (t.last().at, to_wire::track(t)))
                 .collect(),
             built: Instant::now(),
             encoded: OnceLock::new(),
@@ -125,6 +131,12 @@ impl SharedSnapshot {
             .filter(|(at, _)| inside(Some(*at)))
             .map(|(_, i)| i)
             .collect();
+        let tracks: Vec<&pb::Track> = self
+            .tracks
+            .iter()
+            .filter(|(at, _)| inside(Some(*at)))
+            .map(|(_, t)| t)
+            .collect();
         let mut out = Vec::new();
         for part in units.chunks(SNAPSHOT_CHUNK) {
             out.push(event(Kind::Snapshot(pb::SnapshotChunk {
@@ -141,6 +153,12 @@ impl SharedSnapshot {
         for part in incidents.chunks(SNAPSHOT_CHUNK) {
             out.push(event(Kind::Snapshot(pb::SnapshotChunk {
                 incidents: part.iter().map(|i| (*i).clone()).collect(),
+                ..Default::default()
+            })));
+        }
+        for part in tracks.chunks(SNAPSHOT_CHUNK) {
+            out.push(event(Kind::Snapshot(pb::SnapshotChunk {
+                tracks: part.iter().map(|t| (*t).clone()).collect(),
                 ..Default::default()
             })));
         }
