@@ -13,7 +13,7 @@ use crate::format::{parse_bbox, parse_word, word};
     about = "The operator's command line for patrold: watch the command room, list units and \
              incidents, recommend, dispatch, close. Times are shown in UTC."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The patrold gRPC address.
     #[arg(
         long,
@@ -27,7 +27,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Follow the command room live (or one line per event with --log).
     Watch(WatchArgs),
     /// List units, following pages up to --limit.
@@ -90,7 +90,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Only what lies inside WEST,SOUTH,EAST,NORTH (degrees).
     #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
     pub bbox: Option<BoundingBox>,
@@ -115,7 +115,7 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UnitsArgs {
+pub(crate) struct UnitsArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_word::<UnitStatus>)]
     pub status: Vec<UnitStatus>,
     #[arg(long, value_delimiter = ',', value_parser = parse_word::<UnitKind>)]
@@ -129,7 +129,7 @@ pub struct UnitsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct IncidentsArgs {
+pub(crate) struct IncidentsArgs {
     /// Every status, closed included.
     #[arg(long, conflicts_with = "status")]
     pub all: bool,
@@ -141,7 +141,7 @@ pub struct IncidentsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateIncidentArgs {
+pub(crate) struct CreateIncidentArgs {
     /// Longitude (x), degrees.
     #[arg(long, allow_hyphen_values = true)]
     pub lon: f64,
@@ -162,7 +162,7 @@ pub struct CreateIncidentArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RecommendArgs {
+pub(crate) struct RecommendArgs {
     #[arg(long, required_unless_present = "lon", conflicts_with_all = ["lon", "lat"])]
     pub incident: Option<String>,
     /// Longitude (x) of a bare point, degrees.
@@ -188,7 +188,7 @@ pub struct RecommendArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RegisterUnitArgs {
+pub(crate) struct RegisterUnitArgs {
     pub id: String,
     #[arg(long)]
     pub call_sign: String,
@@ -200,7 +200,7 @@ pub struct RegisterUnitArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PingArgs {
+pub(crate) struct PingArgs {
     pub unit_id: String,
     #[arg(long, allow_hyphen_values = true)]
     pub lon: f64,
@@ -221,7 +221,7 @@ pub struct PingArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AlertArgs {
+pub(crate) struct AlertArgs {
     pub camera_id: String,
     /// e.g. intrusion, loitering, fight, fall, car_break_in, plate_hit.
     pub label: String,
@@ -237,7 +237,7 @@ pub struct AlertArgs {
 
 /// Only the statuses a client may set (ASSIGNED comes from dispatch, OFFLINE
 /// from the server).
-pub fn parse_unit_status(text: &str) -> Result<UnitStatus, String> {
+pub(crate) fn parse_unit_status(text: &str) -> Result<UnitStatus, String> {
     use UnitStatus::*;
     only(
         parse_word(text)?,
@@ -247,13 +247,13 @@ pub fn parse_unit_status(text: &str) -> Result<UnitStatus, String> {
 
 /// Only the statuses an operator moves an incident to (DISPATCHED comes from
 /// dispatch, NEW from creation).
-pub fn parse_incident_status(text: &str) -> Result<IncidentStatus, String> {
+pub(crate) fn parse_incident_status(text: &str) -> Result<IncidentStatus, String> {
     use IncidentStatus::*;
     only(parse_word(text)?, &[OnScene, Resolved, Closed])
 }
 
 /// Camera-alert incidents come from `alert`, not from `create-incident`.
-pub fn parse_source(text: &str) -> Result<IncidentSource, String> {
+pub(crate) fn parse_source(text: &str) -> Result<IncidentSource, String> {
     use IncidentSource::*;
     only(parse_word(text)?, &[Call, Operator])
 }

@@ -29,7 +29,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const PAGE_SIZE: u32 = 1000;
 
 /// Connects to `--server` and runs the command.
-pub async fn run(cli: Cli) -> Result<()> {
+pub(crate) async fn run(cli: Cli) -> Result<()> {
     let server = with_scheme(&cli.server);
     let channel = connect(&server).await?;
     let units = || UnitServiceClient::new(channel.clone());
@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// `127.0.0.1:50051` means `http://127.0.0.1:50051`.
-pub fn with_scheme(server: &str) -> String {
+pub(crate) fn with_scheme(server: &str) -> String {
     if server.contains("://") {
         server.to_string()
     } else {
@@ -137,7 +137,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The message printed after `error: ` for a failed command.
-pub fn describe_error(error: &anyhow::Error) -> String {
+pub(crate) fn describe_error(error: &anyhow::Error) -> String {
     match error.downcast_ref::<Status>() {
         Some(status) if status.code() == Code::Unavailable => format!(
             "{:?}: {} (is patrold running and reachable?)",
@@ -156,7 +156,7 @@ fn call<T>(message: T) -> Request<T> {
 }
 
 /// The local clock, Unix milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -395,7 +395,7 @@ fn or_dash(text: &str) -> String {
 }
 
 /// `Car 11 (car-11) car en_route incident=inc-4`.
-pub fn unit_line(unit: &Unit) -> String {
+pub(crate) fn unit_line(unit: &Unit) -> String {
     format!(
         "{} ({}) {} {} incident={}",
         unit.call_sign,
@@ -406,7 +406,7 @@ pub fn unit_line(unit: &Unit) -> String {
     )
 }
 
-pub fn units_table(units: &[Unit], now_ms: i64) -> String {
+pub(crate) fn units_table(units: &[Unit], now_ms: i64) -> String {
     let mut table = Table::new(&[
         ("ID", 16),
         ("CALL SIGN", 14),
@@ -435,7 +435,7 @@ pub fn units_table(units: &[Unit], now_ms: i64) -> String {
     table.render()
 }
 
-pub fn unit_detail(unit: &Unit, now_ms: i64) -> String {
+pub(crate) fn unit_detail(unit: &Unit, now_ms: i64) -> String {
     let mut out = format!(
         "unit         {}\ncall sign    {}\nkind         {}\nstatus       {}\nincident     {}\ncapabilities {}\n",
         unit.id,
@@ -469,7 +469,7 @@ pub fn unit_detail(unit: &Unit, now_ms: i64) -> String {
     out
 }
 
-pub fn cameras_table(cameras: &[pb::Camera]) -> String {
+pub(crate) fn cameras_table(cameras: &[pb::Camera]) -> String {
     let mut table = Table::new(&[
         ("ID", 16),
         ("NAME", 24),
@@ -497,7 +497,7 @@ pub fn cameras_table(cameras: &[pb::Camera]) -> String {
     table.render()
 }
 
-pub fn incidents_table(incidents: &[Incident], now_ms: i64) -> String {
+pub(crate) fn incidents_table(incidents: &[Incident], now_ms: i64) -> String {
     let mut table = Table::new(&[
         ("ID", 12),
         ("TYPE", 16),
@@ -526,7 +526,7 @@ pub fn incidents_table(incidents: &[Incident], now_ms: i64) -> String {
 }
 
 /// An incident in full; `assigned` holds one line per assigned unit.
-pub fn incident_detail(i: &Incident, assigned: &[String], now_ms: i64) -> String {
+pub(crate) fn incident_detail(i: &Incident, assigned: &[String], now_ms: i64) -> String {
     let location = i
         .location
         .map_or("-".into(), |p| format!("{:.6},{:.6}", p.lon, p.lat));
@@ -579,7 +579,7 @@ pub fn incident_detail(i: &Incident, assigned: &[String], now_ms: i64) -> String
     out
 }
 
-pub fn recommend_text(response: &RecommendResponse) -> String {
+pub(crate) fn recommend_text(response: &RecommendResponse) -> String {
     let mut out = String::new();
     if let Some(t) = response.target {
         out.push_str(&format!("target {:.6},{:.6}\n", t.lon, t.lat));
@@ -694,7 +694,7 @@ fn eta_details(response: &RecommendResponse) -> String {
 }
 
 /// One order as a line: what a unit terminal would show.
-pub fn order_line(order: &DispatchOrder) -> String {
+pub(crate) fn order_line(order: &DispatchOrder) -> String {
     let mut line = format!(
         "order {} at {} UTC: unit {} -> incident {} ({} p{})",
         order.order_id,

@@ -9,7 +9,7 @@ use patrol_proto::v1::{
 
 /// A protobuf enum whose values are shown as lowercase words: the proto name
 /// without its type prefix (`UNIT_STATUS_EN_ROUTE` is `en_route`).
-pub trait EnumWord: Copy + PartialEq + TryFrom<i32> + 'static {
+pub(crate) trait EnumWord: Copy + PartialEq + TryFrom<i32> + 'static {
     /// The proto name prefix shared by every value, e.g. `UNIT_STATUS_`.
     const PREFIX: &'static str;
     /// What the enum is called in messages, e.g. `unit status`.
@@ -48,7 +48,7 @@ enum_word!(UnitAlertKind, "UNIT_ALERT_KIND_", "unit alert kind");
 enum_word!(EtaMethod, "ETA_METHOD_", "ETA method");
 
 /// `UnitStatus::EnRoute` as `en_route`.
-pub fn word<E: EnumWord>(value: E) -> String {
+pub(crate) fn word<E: EnumWord>(value: E) -> String {
     let name = value.proto_name();
     name.strip_prefix(E::PREFIX)
         .unwrap_or(name)
@@ -57,7 +57,7 @@ pub fn word<E: EnumWord>(value: E) -> String {
 
 /// A raw wire value as a word; values this build does not know show as
 /// `unknown(9)` rather than failing, since newer servers may send them.
-pub fn word_of<E: EnumWord>(raw: i32) -> String {
+pub(crate) fn word_of<E: EnumWord>(raw: i32) -> String {
     match E::try_from(raw) {
         Ok(value) => word(value),
         Err(_) => format!("unknown({raw})"),
@@ -65,7 +65,7 @@ pub fn word_of<E: EnumWord>(raw: i32) -> String {
 }
 
 /// Every value but UNSPECIFIED (0), as words, for help and error messages.
-pub fn words<E: EnumWord>() -> Vec<String> {
+pub(crate) fn words<E: EnumWord>() -> Vec<String> {
     (1..64)
         .filter_map(|raw| E::try_from(raw).ok())
         .map(word)
@@ -74,7 +74,7 @@ pub fn words<E: EnumWord>() -> Vec<String> {
 
 /// Parses `en_route`, `EN_ROUTE`, `en-route` or the full proto name.
 /// UNSPECIFIED is never accepted: it means "not given" on the wire.
-pub fn parse_word<E: EnumWord>(text: &str) -> Result<E, String> {
+pub(crate) fn parse_word<E: EnumWord>(text: &str) -> Result<E, String> {
     let upper = text.trim().replace('-', "_").to_ascii_uppercase();
     let full = if upper.starts_with(E::PREFIX) {
         upper
@@ -93,7 +93,7 @@ pub fn parse_word<E: EnumWord>(text: &str) -> Result<E, String> {
 }
 
 /// Parses `WEST,SOUTH,EAST,NORTH` in WGS84 degrees (x = longitude, y = latitude).
-pub fn parse_bbox(text: &str) -> Result<BoundingBox, String> {
+pub(crate) fn parse_bbox(text: &str) -> Result<BoundingBox, String> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     let [west, south, east, north] = parts.as_slice() else {
         return Err(format!(
@@ -127,7 +127,7 @@ pub fn parse_bbox(text: &str) -> Result<BoundingBox, String> {
 }
 
 /// `HH:MM:SS` (UTC) of a Unix time in milliseconds; `-` for 0 (not set).
-pub fn clock(unix_ms: i64) -> String {
+pub(crate) fn clock(unix_ms: i64) -> String {
     if unix_ms == 0 {
         return "-".into();
     }
@@ -136,7 +136,7 @@ pub fn clock(unix_ms: i64) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SSZ` of a Unix time in milliseconds; `-` for 0.
-pub fn date_time(unix_ms: i64) -> String {
+pub(crate) fn date_time(unix_ms: i64) -> String {
     if unix_ms == 0 {
         return "-".into();
     }
@@ -155,7 +155,7 @@ pub fn date_time(unix_ms: i64) -> String {
 
 /// How long before `now_ms` something happened: `12s ago`, `5m ago`, `3h ago`,
 /// `2d ago`; `in 4s` for times ahead of the local clock; `-` for 0.
-pub fn age(then_ms: i64, now_ms: i64) -> String {
+pub(crate) fn age(then_ms: i64, now_ms: i64) -> String {
     if then_ms == 0 {
         return "-".into();
     }
@@ -169,7 +169,7 @@ pub fn age(then_ms: i64, now_ms: i64) -> String {
 }
 
 /// Whole seconds as the largest fitting unit: `42s`, `7m`, `3h`, `2d`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
@@ -179,7 +179,7 @@ pub fn duration(secs: u64) -> String {
 }
 
 /// An estimated time of arrival in seconds: `45s`, `3m20s`.
-pub fn eta(secs: f64) -> String {
+pub(crate) fn eta(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "-".into();
     }
@@ -192,7 +192,7 @@ pub fn eta(secs: f64) -> String {
 }
 
 /// Metres: `350 m`, `2.4 km`.
-pub fn metres(m: f64) -> String {
+pub(crate) fn metres(m: f64) -> String {
     if !m.is_finite() {
         "-".into()
     } else if m < 1000.0 {
@@ -203,7 +203,7 @@ pub fn metres(m: f64) -> String {
 }
 
 /// Orders text with embedded numbers by value: `Car 2` before `Car 10`.
-pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     fn chunks(s: &str) -> Vec<(bool, String)> {
         let mut out: Vec<(bool, String)> = Vec::new();
         for c in s.chars() {
@@ -233,7 +233,7 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// A cell at most `max` characters wide, ending in `~` when cut.
-pub fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {
@@ -245,7 +245,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 
 /// A left-aligned plain-text table: columns as wide as their widest cell,
 /// capped per column, separated by two spaces.
-pub struct Table {
+pub(crate) struct Table {
     headers: Vec<&'static str>,
     max_widths: Vec<usize>,
     rows: Vec<Vec<String>>,
@@ -253,7 +253,7 @@ pub struct Table {
 
 impl Table {
     /// `columns` are (header, maximum width in characters).
-    pub fn new(columns: &[(&'static str, usize)]) -> Self {
+    pub(crate) fn new(columns: &[(&'static str, usize)]) -> Self {
         Self {
             headers: columns.iter().map(|(h, _)| *h).collect(),
             max_widths: columns.iter().map(|(_, w)| *w).collect(),
@@ -261,16 +261,16 @@ impl Table {
         }
     }
 
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// The table as lines, header first, without trailing spaces.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let cells = |row: &[String]| -> Vec<String> {
             self.max_widths
                 .iter()
@@ -298,7 +298,7 @@ impl Table {
 
     /// The table as one string ending in a newline; empty without rows (a
     /// header over nothing says less than the count printed after it).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         if self.rows.is_empty() {
             return String::new();
         }
@@ -308,7 +308,7 @@ impl Table {
     }
 
     /// The table's lines, or the one line `empty` when it has no rows.
-    pub fn lines_or(&self, empty: &str) -> Vec<String> {
+    pub(crate) fn lines_or(&self, empty: &str) -> Vec<String> {
         if self.rows.is_empty() {
             vec![empty.to_string()]
         } else {

@@ -107,7 +107,7 @@ impl Screen {
 
 /// `patrolctl watch`: follows the command room until Ctrl-C, `--count` or
 /// `--once`. Fails at the end if any seq gap was seen.
-pub async fn watch(server: &str, channel: Channel, args: WatchArgs) -> Result<()> {
+pub(crate) async fn watch(server: &str, channel: Channel, args: WatchArgs) -> Result<()> {
     let mode = match (args.log, args.once) {
         (true, _) => Mode::Log,
         (false, true) => Mode::Once,
@@ -255,7 +255,7 @@ fn finish(state: &RoomState, mode: Mode) -> Result<()> {
 /// ends the stream (another terminal took the unit over) or Ctrl-C. On a
 /// broken connection it reconnects; the server then re-sends the current
 /// order, which is printed only once.
-pub async fn orders(mut client: UnitServiceClient<Channel>, unit_id: String) -> Result<()> {
+pub(crate) async fn orders(mut client: UnitServiceClient<Channel>, unit_id: String) -> Result<()> {
     let mut backoff = Backoff::new();
     let mut printed: HashSet<String> = HashSet::new();
     loop {

@@ -205,7 +205,7 @@ pub(crate) struct AlertJoins {
 impl AlertJoins {
     /// Decides an alert's fate: `is_open` says whether an incident still
     /// accepts alerts (new, dispatched or on scene).
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         policy: &AlertPolicy,
         camera_id: &str,
@@ -226,7 +226,7 @@ impl AlertJoins {
     }
 
     /// Later alerts of `camera_id` with `label` join `incident_id`.
-    pub fn remember(&mut self, camera_id: &str, label: &str, incident_id: &str) {
+    pub(crate) fn remember(&mut self, camera_id: &str, label: &str, incident_id: &str) {
         self.open.insert(
             (camera_id.to_string(), label.to_string()),
             incident_id.to_string(),
@@ -234,12 +234,12 @@ impl AlertJoins {
     }
 
     /// The incident no longer takes alerts (resolved or closed).
-    pub fn forget_incident(&mut self, incident_id: &str) {
+    pub(crate) fn forget_incident(&mut self, incident_id: &str) {
         self.open.retain(|_, iid| iid != incident_id);
     }
 
     /// (camera id, label, incident id), sorted: the same on every node.
-    pub fn to_records(&self) -> Vec<(String, String, String)> {
+    pub(crate) fn to_records(&self) -> Vec<(String, String, String)> {
         let mut records: Vec<_> = self
             .open
             .iter()
@@ -250,7 +250,7 @@ impl AlertJoins {
     }
 
     /// Rebuilds the table from [`AlertJoins::to_records`].
-    pub fn from_records(records: Vec<(String, String, String)>) -> Self {
+    pub(crate) fn from_records(records: Vec<(String, String, String)>) -> Self {
         Self {
             open: records
                 .into_iter()

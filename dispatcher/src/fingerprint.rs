@@ -17,7 +17,7 @@ impl Fingerprint {
 
     /// A fingerprint of the command named `command` (so two commands with
     /// the same fields never match).
-    pub fn of(command: &str) -> Self {
+    pub(crate) fn of(command: &str) -> Self {
         Self(Self::OFFSET_BASIS).str(command)
     }
 
@@ -29,34 +29,34 @@ impl Fingerprint {
         self
     }
 
-    pub fn u64(self, value: u64) -> Self {
+    pub(crate) fn u64(self, value: u64) -> Self {
         self.bytes(&value.to_le_bytes())
     }
 
-    pub fn i64(self, value: i64) -> Self {
+    pub(crate) fn i64(self, value: i64) -> Self {
         self.bytes(&value.to_le_bytes())
     }
 
-    pub fn f64(self, value: f64) -> Self {
+    pub(crate) fn f64(self, value: f64) -> Self {
         self.u64(value.to_bits())
     }
 
-    pub fn f32(self, value: f32) -> Self {
+    pub(crate) fn f32(self, value: f32) -> Self {
         self.bytes(&value.to_bits().to_le_bytes())
     }
 
-    pub fn str(self, value: &str) -> Self {
+    pub(crate) fn str(self, value: &str) -> Self {
         self.u64(value.len() as u64).bytes(value.as_bytes())
     }
 
-    pub fn opt<T>(self, value: Option<T>, feed: impl FnOnce(Self, T) -> Self) -> Self {
+    pub(crate) fn opt<T>(self, value: Option<T>, feed: impl FnOnce(Self, T) -> Self) -> Self {
         match value {
             None => self.bytes(&[0]),
             Some(v) => feed(self.bytes(&[1]), v),
         }
     }
 
-    pub fn finish(self) -> u64 {
+    pub(crate) fn finish(self) -> u64 {
         self.0
     }
 }

@@ -68,7 +68,7 @@ pub(crate) struct Cell {
 
 impl Cell {
     /// Whether `p` lies in this cell (half-open, like `CellGrid::key`).
-    pub fn contains(&self, p: &LonLat) -> bool {
+    pub(crate) fn contains(&self, p: &LonLat) -> bool {
         p.lat >= self.south_west.lat
             && p.lat < self.north_east.lat
             && p.lon >= self.south_west.lon
@@ -88,7 +88,7 @@ pub(crate) struct CellGrid {
 
 impl CellGrid {
     /// Cells about `cell_m` metres on a side.
-    pub fn new(cell_m: f64) -> Self {
+    pub(crate) fn new(cell_m: f64) -> Self {
         let cell_m = cell_m.clamp(1.0, 1_000_000.0);
         Self {
             row_deg: (cell_m / EARTH_RADIUS_M).to_degrees(),
@@ -98,14 +98,14 @@ impl CellGrid {
         }
     }
 
-    pub fn cell_count(&self) -> usize {
+    pub(crate) fn cell_count(&self) -> usize {
         self.cells.len()
     }
 
     /// Estimated bytes the grid reserves: the cell table, every cell's member
     /// list (by capacity), the key map and the R-tree (one leaf per cell plus
     /// about half as much again for inner nodes and their slack).
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         let cells = self.cells.capacity() * std::mem::size_of::<Cell>();
         let members: usize = self
             .cells
@@ -132,7 +132,7 @@ impl CellGrid {
     }
 
     /// The (row, column) a point falls in.
-    pub fn key(&self, p: &LonLat) -> (i32, i32) {
+    pub(crate) fn key(&self, p: &LonLat) -> (i32, i32) {
         let row = (((p.lat + 90.0) / self.row_deg).floor() as i32).clamp(0, self.rows() - 1);
         let cols = self.columns(row);
         let col = (((p.lon + 180.0) / 360.0 * cols as f64).floor() as i32).clamp(0, cols - 1);
@@ -140,7 +140,7 @@ impl CellGrid {
     }
 
     /// The cell for `key`, created (and put in the tree) on first use.
-    pub fn cell_for(&mut self, key: (i32, i32)) -> u32 {
+    pub(crate) fn cell_for(&mut self, key: (i32, i32)) -> u32 {
         if let Some(&cell) = self.by_key.get(&key) {
             return cell;
         }
@@ -159,17 +159,17 @@ impl CellGrid {
         cell
     }
 
-    pub fn cell(&self, cell: u32) -> &Cell {
+    pub(crate) fn cell(&self, cell: u32) -> &Cell {
         &self.cells[cell as usize]
     }
 
-    pub fn cell_mut(&mut self, cell: u32) -> &mut Cell {
+    pub(crate) fn cell_mut(&mut self, cell: u32) -> &mut Cell {
         &mut self.cells[cell as usize]
     }
 
     /// Cells nearest-first from `query` (a `to_xyz` vector), each with a lower
     /// bound (metres) on the chord from `query` to any point inside it.
-    pub fn nearest_cells<'a>(
+    pub(crate) fn nearest_cells<'a>(
         &'a self,
         query: &'a [f64; 3],
     ) -> impl Iterator<Item = (u32, f64)> + 'a {
@@ -217,7 +217,7 @@ impl CellGrid {
     }
 
     #[cfg(test)]
-    pub fn envelope_contains(&self, key: (i32, i32), p: &LonLat) -> bool {
+    pub(crate) fn envelope_contains(&self, key: (i32, i32), p: &LonLat) -> bool {
         use rstar::Envelope;
         self.envelope(key).contains_point(&p.to_xyz())
     }

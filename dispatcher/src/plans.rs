@@ -73,11 +73,11 @@ mod kind_names {
 
     use crate::units::UnitKind;
 
-    pub fn serialize<S: Serializer>(kinds: &[UnitKind], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(kinds: &[UnitKind], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(kinds.iter().map(|k| k.as_str()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<UnitKind>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<UnitKind>, D::Error> {
         let names = Vec::<String>::deserialize(d)?;
         names
             .iter()
@@ -98,11 +98,16 @@ mod priority_range {
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(r: &RangeInclusive<u32>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        r: &RangeInclusive<u32>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         [*r.start(), *r.end()].serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RangeInclusive<u32>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<RangeInclusive<u32>, D::Error> {
         let [min, max] = <[u32; 2]>::deserialize(d)?;
         Ok(min..=max)
     }

@@ -87,7 +87,7 @@ pub(crate) struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn new(ttl_ms: Millis, max: usize) -> Self {
+    pub(crate) fn new(ttl_ms: Millis, max: usize) -> Self {
         Self {
             ttl_ms,
             max,
@@ -98,7 +98,7 @@ impl RequestLog {
     }
 
     /// How many request ids are remembered.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
 
@@ -123,7 +123,7 @@ impl RequestLog {
     /// Forgets the oldest requests while they are expired at `now` or more
     /// than `max` are remembered. Driven by `now` alone: every node prunes
     /// the same entries at the same command.
-    pub fn prune(&mut self, now: Millis) {
+    pub(crate) fn prune(&mut self, now: Millis) {
         while let Some(front) = self.entries.front() {
             let stale = self.by_id.get(&front.request_id) != Some(&self.front_seq);
             if stale || self.expired(front, now) || self.by_id.len() > self.max {
@@ -137,7 +137,7 @@ impl RequestLog {
     /// What the first success of `request_id` returned, if it is remembered
     /// and not expired at `now` and had this fingerprint; refuses a request
     /// id that was used for a different request.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         request_id: &str,
         fingerprint: u64,
@@ -156,7 +156,7 @@ impl RequestLog {
     }
 
     /// Remembers the first success of `request_id`.
-    pub fn remember(
+    pub(crate) fn remember(
         &mut self,
         request_id: &str,
         fingerprint: u64,
@@ -177,7 +177,7 @@ impl RequestLog {
     }
 
     /// The remembered requests, oldest first.
-    pub fn to_records(&self) -> Vec<RequestRecord> {
+    pub(crate) fn to_records(&self) -> Vec<RequestRecord> {
         self.entries
             .iter()
             .enumerate()
@@ -192,7 +192,7 @@ impl RequestLog {
     }
 
     /// Rebuilds the log from [`RequestLog::to_records`], oldest first.
-    pub fn from_records(records: Vec<RequestRecord>, ttl_ms: Millis, max: usize) -> Self {
+    pub(crate) fn from_records(records: Vec<RequestRecord>, ttl_ms: Millis, max: usize) -> Self {
         let mut log = Self::new(ttl_ms, max);
         for r in records {
             log.remember(&r.request_id, r.fingerprint, r.time, r.result);

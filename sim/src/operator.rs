@@ -97,7 +97,7 @@ pub(crate) struct Operator {
 
 impl Operator {
     /// Runs until aborted.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         incident_interval: Duration,
         mut events: mpsc::Receiver<OperatorEvent>,

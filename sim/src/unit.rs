@@ -147,7 +147,7 @@ pub(crate) struct Route {
 
 impl Route {
     /// A route starting at `points[0]`; a single point is a unit standing still.
-    pub fn new(points: Vec<LonLat>, start: LonLat) -> Route {
+    pub(crate) fn new(points: Vec<LonLat>, start: LonLat) -> Route {
         Route {
             points,
             next: 0,
@@ -155,16 +155,16 @@ impl Route {
         }
     }
 
-    pub fn position(&self) -> LonLat {
+    pub(crate) fn position(&self) -> LonLat {
         self.position
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.next >= self.points.len()
     }
 
     /// Metres left to the end.
-    pub fn remaining_m(&self) -> f64 {
+    pub(crate) fn remaining_m(&self) -> f64 {
         let mut at = self.position;
         let mut total = 0.0;
         for p in self.points.iter().skip(self.next) {
@@ -176,7 +176,7 @@ impl Route {
 
     /// Moves up to `distance_m` metres along the route. Returns the metres moved and
     /// the bearing of the last leg travelled (degrees), if the unit moved.
-    pub fn advance(&mut self, mut distance_m: f64) -> (f64, Option<f64>) {
+    pub(crate) fn advance(&mut self, mut distance_m: f64) -> (f64, Option<f64>) {
         let (mut moved, mut heading) = (0.0, None);
         while distance_m > 0.0 && !self.is_done() {
             let target = self.points[self.next];
@@ -240,7 +240,7 @@ pub(crate) struct UnitTask {
 impl UnitTask {
     /// A unit standing at a random patrol place of its network.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         spec: UnitSpec,
         map: Arc<CityMap>,
         mut rng: StdRng,
@@ -277,7 +277,7 @@ impl UnitTask {
 
     /// Runs until the task is aborted: a tick every `ping_interval` moves the unit
     /// and pings; orders and operator commands are handled as they come.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         ping_interval: Duration,
         mut orders: mpsc::Receiver<DispatchOrder>,

@@ -26,7 +26,7 @@ pub(super) struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(opts: &'a Options, n: usize, report: &'a mut Report) -> Self {
+    pub(super) fn new(opts: &'a Options, n: usize, report: &'a mut Report) -> Self {
         let city = opts.city(n);
         let points = city.query_points(opts.queries);
         let home = city.positions();
@@ -44,12 +44,12 @@ impl<'a> Context<'a> {
     }
 
     /// Whether freshness and dispatch run at this unit count.
-    pub fn is_fresh_count(&self) -> bool {
+    pub(super) fn is_fresh_count(&self) -> bool {
         self.n == self.opts.fresh_units()
     }
 
     /// Whether any phase needs patrold at this unit count.
-    pub fn needs_patrold(&self) -> bool {
+    pub(super) fn needs_patrold(&self) -> bool {
         let p = &self.opts.phases;
         self.opts.use_patrold
             && (p.ingest || p.recommend || (self.is_fresh_count() && (p.freshness || p.dispatch)))

@@ -6,13 +6,13 @@
 
 /// A break in the promised sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
+pub(crate) struct Gap {
     pub expected: u64,
     pub got: u64,
 }
 
 impl Gap {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.got < self.expected {
             format!(
                 "SEQ WENT BACKWARDS: expected {}, got {} (event ignored)",
@@ -29,14 +29,14 @@ impl Gap {
     }
 
     /// A change older than the last one applied: it is ignored.
-    pub fn is_backwards(&self) -> bool {
+    pub(crate) fn is_backwards(&self) -> bool {
         self.got < self.expected
     }
 }
 
 /// The last seq applied, the log epoch it belongs to, and every gap seen.
 #[derive(Debug)]
-pub struct Cursor {
+pub(super) struct Cursor {
     /// Without a bbox seqs must be consecutive; with one, only increasing.
     consecutive: bool,
     /// The last change applied (or the seq the snapshot reflects). `None`
@@ -49,7 +49,7 @@ pub struct Cursor {
 
 impl Cursor {
     /// `bbox_filtered`: the stream is limited to a box, so seqs may skip.
-    pub fn new(bbox_filtered: bool) -> Self {
+    pub(super) fn new(bbox_filtered: bool) -> Self {
         Self {
             consecutive: !bbox_filtered,
             last_seq: None,
@@ -59,36 +59,36 @@ impl Cursor {
     }
 
     /// Starts from a seq the caller already processed, in `epoch`.
-    pub fn resume_from(&mut self, seq: u64, epoch: u64) {
+    pub(super) fn resume_from(&mut self, seq: u64, epoch: u64) {
         self.last_seq = Some(seq);
         self.epoch = epoch;
     }
 
     /// A snapshot reflecting every change up to `seq` of `epoch` arrived.
-    pub fn snapshot_at(&mut self, seq: u64, epoch: u64) {
+    pub(super) fn snapshot_at(&mut self, seq: u64, epoch: u64) {
         self.resume_from(seq, epoch);
     }
 
     /// A Resync: nothing to resume from until the next snapshot ends.
-    pub fn forget(&mut self) {
+    pub(super) fn forget(&mut self) {
         self.last_seq = None;
     }
 
-    pub fn last_seq(&self) -> Option<u64> {
+    pub(super) fn last_seq(&self) -> Option<u64> {
         self.last_seq
     }
 
-    pub fn epoch(&self) -> u64 {
+    pub(super) fn epoch(&self) -> u64 {
         self.epoch
     }
 
-    pub fn gaps(&self) -> &[Gap] {
+    pub(super) fn gaps(&self) -> &[Gap] {
         &self.gaps
     }
 
     /// Checks a change's seq against the last one, moves forward and records
     /// any gap. Before the first snapshot there is nothing to check against.
-    pub fn check(&mut self, seq: u64) -> Option<Gap> {
+    pub(super) fn check(&mut self, seq: u64) -> Option<Gap> {
         let last = self.last_seq?;
         // Backwards is always wrong; skipping only without a bbox.
         let broken = seq <= last || (self.consecutive && seq != last + 1);

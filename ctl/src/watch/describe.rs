@@ -12,7 +12,7 @@ use crate::format::{metres, word_of};
 
 /// The two texts of one change.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Told {
+pub(super) struct Told {
     /// For `watch --log`, after the `seq=N ` prefix.
     pub log: String,
     /// For the recent-events list; none for position batches, which would
@@ -29,7 +29,7 @@ impl Told {
     }
 }
 
-pub fn snapshot_chunk(seq: u64, chunk: &SnapshotChunk) -> String {
+pub(super) fn snapshot_chunk(seq: u64, chunk: &SnapshotChunk) -> String {
     format!(
         "seq={seq} snapshot units={} cameras={} incidents={}",
         chunk.units.len(),
@@ -39,7 +39,7 @@ pub fn snapshot_chunk(seq: u64, chunk: &SnapshotChunk) -> String {
 }
 
 /// The log line and the recent-events text of a snapshot's end.
-pub fn snapshot_end(end: &SnapshotEnd) -> (String, String) {
+pub(super) fn snapshot_end(end: &SnapshotEnd) -> (String, String) {
     let log = format!(
         "seq={} snapshot_end units={} cameras={} incidents={} epoch={}",
         end.seq, end.units, end.cameras, end.incidents, end.log_epoch
@@ -52,7 +52,7 @@ pub fn snapshot_end(end: &SnapshotEnd) -> (String, String) {
 }
 
 /// The log line and the recent-events text of a Resync.
-pub fn resync(seq: u64, resync: &Resync) -> (String, String) {
+pub(super) fn resync(seq: u64, resync: &Resync) -> (String, String) {
     let reason = word_of::<ResyncReason>(resync.reason);
     let log = format!("seq={seq} resync reason={reason} missed={}", resync.missed);
     let recent = format!(
@@ -62,7 +62,7 @@ pub fn resync(seq: u64, resync: &Resync) -> (String, String) {
     (log, recent)
 }
 
-pub fn positions(batch: &PositionBatch) -> Told {
+pub(super) fn positions(batch: &PositionBatch) -> Told {
     let log = if batch.left_area.is_empty() {
         format!("positions n={}", batch.positions.len())
     } else {
@@ -82,7 +82,7 @@ pub fn positions(batch: &PositionBatch) -> Told {
 
 /// A unit alert (overdue, order not acknowledged); `call_sign` from the
 /// picture.
-pub fn unit_alert(alert: &UnitAlert, call_sign: &str) -> Told {
+pub(super) fn unit_alert(alert: &UnitAlert, call_sign: &str) -> Told {
     let kind = word_of::<UnitAlertKind>(alert.kind);
     Told::both(
         format!(
@@ -99,7 +99,7 @@ pub fn unit_alert(alert: &UnitAlert, call_sign: &str) -> Told {
     )
 }
 
-pub fn track(track: &Track) -> Told {
+pub(super) fn track(track: &Track) -> Told {
     let state = if track.closed_unix_ms != 0 {
         "closed"
     } else {
@@ -131,7 +131,7 @@ pub fn track(track: &Track) -> Told {
     )
 }
 
-pub fn camera(camera: &Camera) -> Told {
+pub(super) fn camera(camera: &Camera) -> Told {
     Told::both(
         format!(
             "camera {} name={:?} heading={:.0} fov={:.0}",
@@ -141,7 +141,7 @@ pub fn camera(camera: &Camera) -> Told {
     )
 }
 
-pub fn alert(alert: &Alert) -> Told {
+pub(super) fn alert(alert: &Alert) -> Told {
     let incident = if alert.incident_id.is_empty() {
         "-"
     } else {
@@ -162,7 +162,7 @@ pub fn alert(alert: &Alert) -> Told {
 }
 
 /// A unit event; `old` is the unit as the picture held it before.
-pub fn unit(unit: &Unit, old: Option<&Unit>) -> Told {
+pub(super) fn unit(unit: &Unit, old: Option<&Unit>) -> Told {
     let status = word_of::<UnitStatus>(unit.status);
     let incident = if unit.incident_id.is_empty() {
         "-"
@@ -197,7 +197,7 @@ pub fn unit(unit: &Unit, old: Option<&Unit>) -> Told {
 
 /// An incident event; `old` is the open incident as the picture held it,
 /// `unit_names` its units' call signs.
-pub fn incident(incident: &Incident, old: Option<&Incident>, unit_names: &str) -> Told {
+pub(super) fn incident(incident: &Incident, old: Option<&Incident>, unit_names: &str) -> Told {
     let status = word_of::<IncidentStatus>(incident.status);
     let log = format!(
         "incident {} status={status} type={} priority={} units={}",
@@ -225,7 +225,7 @@ pub fn incident(incident: &Incident, old: Option<&Incident>, unit_names: &str) -
 }
 
 /// A dispatch order; `call_sign` is its unit's.
-pub fn order(order: &DispatchOrder, call_sign: &str) -> Told {
+pub(super) fn order(order: &DispatchOrder, call_sign: &str) -> Told {
     let distance = order.distance_m.map_or("-".into(), |d| format!("{d:.0}"));
     let log = format!(
         "order {} unit={} incident={} distance_m={distance}",

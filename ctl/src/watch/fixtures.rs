@@ -9,9 +9,9 @@ use patrol_proto::v1::{
 use super::state::{Applied, RoomState};
 
 /// 2024-05-01 12:00:00 UTC.
-pub const T0: i64 = 1_714_564_800_000;
+pub(super) const T0: i64 = 1_714_564_800_000;
 
-pub fn event(seq: u64, kind: Kind) -> WatchEvent {
+pub(super) fn event(seq: u64, kind: Kind) -> WatchEvent {
     WatchEvent {
         seq,
         time_unix_ms: T0 + seq as i64 * 1000,
@@ -19,7 +19,7 @@ pub fn event(seq: u64, kind: Kind) -> WatchEvent {
     }
 }
 
-pub fn fix(lon: f64, lat: f64, at: i64) -> Fix {
+pub(super) fn fix(lon: f64, lat: f64, at: i64) -> Fix {
     Fix {
         lon,
         lat,
@@ -29,7 +29,13 @@ pub fn fix(lon: f64, lat: f64, at: i64) -> Fix {
     }
 }
 
-pub fn unit(id: &str, call_sign: &str, kind: UnitKind, status: UnitStatus, incident: &str) -> Unit {
+pub(super) fn unit(
+    id: &str,
+    call_sign: &str,
+    kind: UnitKind,
+    status: UnitStatus,
+    incident: &str,
+) -> Unit {
     Unit {
         id: id.into(),
         call_sign: call_sign.into(),
@@ -41,7 +47,7 @@ pub fn unit(id: &str, call_sign: &str, kind: UnitKind, status: UnitStatus, incid
     }
 }
 
-pub fn incident(id: &str, status: IncidentStatus, units: &[&str]) -> Incident {
+pub(super) fn incident(id: &str, status: IncidentStatus, units: &[&str]) -> Incident {
     Incident {
         id: id.into(),
         r#type: "theft".into(),
@@ -54,7 +60,7 @@ pub fn incident(id: &str, status: IncidentStatus, units: &[&str]) -> Incident {
 }
 
 /// A snapshot at `seq` in two chunks (units; cameras and incidents) and its end.
-pub fn snapshot(
+pub(super) fn snapshot(
     seq: u64,
     units: Vec<Unit>,
     incidents: Vec<Incident>,
@@ -93,12 +99,12 @@ pub fn snapshot(
     ]
 }
 
-pub fn apply_all(state: &mut RoomState, events: &[WatchEvent]) -> Vec<Applied> {
+pub(super) fn apply_all(state: &mut RoomState, events: &[WatchEvent]) -> Vec<Applied> {
     events.iter().map(|e| state.apply(e, T0)).collect()
 }
 
 /// The state after a snapshot at seq 10: two units, one open incident.
-pub fn started() -> RoomState {
+pub(super) fn started() -> RoomState {
     let mut state = RoomState::new(false);
     let units = vec![
         unit("car-11", "Car 11", UnitKind::Car, UnitStatus::Available, ""),

@@ -22,7 +22,7 @@ mod fixtures;
 mod rate;
 mod render;
 mod state;
-pub mod terminal;
+pub(crate) mod terminal;
 
-pub use render::{View, render, summary};
-pub use state::RoomState;
+pub(crate) use render::{View, render, summary};
+pub(crate) use state::RoomState;

@@ -5,7 +5,7 @@ const RATE_WINDOW_MS: i64 = 2000;
 
 /// Counts changes and turns the count into a rate once per window.
 #[derive(Debug, Default)]
-pub struct RateMeter {
+pub(super) struct RateMeter {
     window_start_ms: i64,
     count: u64,
     per_sec: f64,
@@ -13,7 +13,7 @@ pub struct RateMeter {
 
 impl RateMeter {
     /// Closes the window if it is long enough; the first call opens one.
-    pub fn roll(&mut self, now_ms: i64) {
+    pub(super) fn roll(&mut self, now_ms: i64) {
         if self.window_start_ms == 0 {
             self.window_start_ms = now_ms;
         }
@@ -26,13 +26,13 @@ impl RateMeter {
     }
 
     /// One change at `now_ms`.
-    pub fn count(&mut self, now_ms: i64) {
+    pub(super) fn count(&mut self, now_ms: i64) {
         self.roll(now_ms);
         self.count += 1;
     }
 
     /// The rate of the last closed window (0 until one closes).
-    pub fn per_sec(&self) -> f64 {
+    pub(super) fn per_sec(&self) -> f64 {
         self.per_sec
     }
 }

@@ -11,7 +11,7 @@ use crate::format::{EnumWord, Table, age, clock, natural_cmp, truncate, word_of}
 
 /// How the view is laid out; the defaults fit about 50 lines of 100 columns.
 #[derive(Debug, Clone)]
-pub struct View {
+pub(crate) struct View {
     pub server: String,
     pub bbox: Option<BoundingBox>,
     pub max_units: usize,
@@ -20,7 +20,7 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(server: &str, bbox: Option<BoundingBox>) -> Self {
+    pub(crate) fn new(server: &str, bbox: Option<BoundingBox>) -> Self {
         Self {
             server: server.to_string(),
             bbox,
@@ -65,7 +65,7 @@ fn seq_text(state: &RoomState) -> String {
 }
 
 /// The whole screen as plain text (no escape codes), one `\n` per line.
-pub fn render(state: &RoomState, view: &View, now_ms: i64) -> String {
+pub(crate) fn render(state: &RoomState, view: &View, now_ms: i64) -> String {
     let mut lines = header(state, view, now_ms);
     lines.push(String::new());
     units_table(&mut lines, state, view, now_ms);
@@ -207,7 +207,7 @@ fn events_table(lines: &mut Vec<String>, state: &RoomState, view: &View) {
 }
 
 /// A one-line summary printed when `watch --log` ends.
-pub fn summary(state: &RoomState) -> String {
+pub(crate) fn summary(state: &RoomState) -> String {
     format!(
         "watched {} changes up to seq {}; {} units, {} open incidents; {} seq gaps",
         state.changes(),

@@ -21,7 +21,7 @@ const RECENT_KEEP: usize = 64;
 
 /// One line of the "recent events" list.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// `None` for notices from this client (reconnects, gaps).
     pub seq: Option<u64>,
     pub time_ms: i64,
@@ -30,7 +30,7 @@ pub struct Entry {
 
 /// What applying one event produced.
 #[derive(Debug, Default, PartialEq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// One line for `watch --log`, e.g. `seq=12 positions n=37`.
     pub log_line: String,
     /// Problems to report loudly (gaps, inconsistent snapshots).
@@ -49,7 +49,7 @@ struct PendingSnapshot {
 
 /// The client's copy of the command room.
 #[derive(Debug)]
-pub struct RoomState {
+pub(crate) struct RoomState {
     units: BTreeMap<String, Unit>,
     cameras: BTreeMap<String, Camera>,
     /// Open incidents only: a CLOSED incident leaves the picture.
@@ -65,7 +65,7 @@ pub struct RoomState {
 
 impl RoomState {
     /// `bbox_filtered`: the stream is limited to a box, so seqs may skip.
-    pub fn new(bbox_filtered: bool) -> Self {
+    pub(crate) fn new(bbox_filtered: bool) -> Self {
         Self {
             units: BTreeMap::new(),
             cameras: BTreeMap::new(),
@@ -82,82 +82,82 @@ impl RoomState {
 
     /// Starts from a seq the caller already processed (`--resume-after`), in
     /// the server log's `epoch`.
-    pub fn resume_from(&mut self, seq: u64, epoch: u64) {
+    pub(crate) fn resume_from(&mut self, seq: u64, epoch: u64) {
         self.cursor.resume_from(seq, epoch);
     }
 
     /// The epoch to pass as `resume_epoch` with [`RoomState::resume_point`].
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.cursor.epoch()
     }
 
     /// The seq to pass as `resume_after_seq` when reconnecting (0: snapshot).
-    pub fn resume_point(&self) -> u64 {
+    pub(crate) fn resume_point(&self) -> u64 {
         self.cursor.last_seq().unwrap_or(0)
     }
 
     /// The last change applied (or the seq the snapshot reflects).
-    pub fn last_seq(&self) -> Option<u64> {
+    pub(crate) fn last_seq(&self) -> Option<u64> {
         self.cursor.last_seq()
     }
 
-    pub fn gaps(&self) -> &[Gap] {
+    pub(crate) fn gaps(&self) -> &[Gap] {
         self.cursor.gaps()
     }
 
-    pub fn units(&self) -> &BTreeMap<String, Unit> {
+    pub(crate) fn units(&self) -> &BTreeMap<String, Unit> {
         &self.units
     }
 
-    pub fn cameras(&self) -> &BTreeMap<String, Camera> {
+    pub(crate) fn cameras(&self) -> &BTreeMap<String, Camera> {
         &self.cameras
     }
 
     /// Open incidents by id.
-    pub fn incidents(&self) -> &BTreeMap<String, Incident> {
+    pub(crate) fn incidents(&self) -> &BTreeMap<String, Incident> {
         &self.incidents
     }
 
     /// Recent events, oldest first (at most [`RECENT_KEEP`]).
-    pub fn recent(&self) -> &VecDeque<Entry> {
+    pub(crate) fn recent(&self) -> &VecDeque<Entry> {
         &self.recent
     }
 
-    pub fn has_snapshot(&self) -> bool {
+    pub(crate) fn has_snapshot(&self) -> bool {
         self.has_snapshot
     }
 
     /// Changes applied since the start (snapshots not counted).
-    pub fn changes(&self) -> u64 {
+    pub(crate) fn changes(&self) -> u64 {
         self.changes
     }
 
     /// Changes per second over the last closed window.
-    pub fn rate_per_sec(&self) -> f64 {
+    pub(crate) fn rate_per_sec(&self) -> f64 {
         self.rate.per_sec()
     }
 
     /// What the connection is doing, shown in the header.
-    pub fn connection(&self) -> &str {
+    pub(crate) fn connection(&self) -> &str {
         &self.connection
     }
 
     /// The stream broke: a half-received snapshot is useless.
-    pub fn stream_restarted(&mut self) {
+    pub(crate) fn stream_restarted(&mut self) {
         self.pending = None;
     }
 
-    pub fn set_connection(&mut self, text: impl Into<String>) {
+    pub(crate) fn set_connection(&mut self, text: impl Into<String>) {
         self.connection = text.into();
     }
 
     /// Adds a client-side notice (reconnects and the like) to recent events.
-    pub fn note(&mut self, now_ms: i64, text: impl Into<String>) {
+    pub(crate) fn note(&mut self, now_ms: i64, text: impl Into<String>) {
         self.push_entry(None, now_ms, text.into());
     }
 
     /// Advances the events-per-second window; call before rendering.
-    pub fn tick(&mut self, now_ms: i64) {
+    pub(crate) fn tick(&mut self, now_ms: i64) {
         self.rate.roll(now_ms);
     }
 
@@ -169,14 +169,14 @@ impl RoomState {
     }
 
     /// A unit's call sign, or its id when the picture does not know it.
-    pub fn call_sign<'a>(&'a self, unit_id: &'a str) -> &'a str {
+    pub(crate) fn call_sign<'a>(&'a self, unit_id: &'a str) -> &'a str {
         self.units
             .get(unit_id)
             .map_or(unit_id, |u| u.call_sign.as_str())
     }
 
     /// Call signs of `ids`, comma-separated.
-    pub fn unit_names(&self, ids: &[String]) -> String {
+    pub(crate) fn unit_names(&self, ids: &[String]) -> String {
         ids.iter()
             .map(|id| self.call_sign(id))
             .collect::<Vec<_>>()
@@ -184,7 +184,7 @@ impl RoomState {
     }
 
     /// Applies one event received at `now_ms`.
-    pub fn apply(&mut self, event: &WatchEvent, now_ms: i64) -> Applied {
+    pub(crate) fn apply(&mut self, event: &WatchEvent, now_ms: i64) -> Applied {
         let seq = event.seq;
         let Some(kind) = &event.kind else {
             return Applied {

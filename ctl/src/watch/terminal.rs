@@ -2,12 +2,12 @@
 //! live view redraws in place without flicker and without a TUI library.
 
 /// Clears the whole screen (once, when the live view starts).
-pub const CLEAR_SCREEN: &str = "\x1b[2J";
+pub(crate) const CLEAR_SCREEN: &str = "\x1b[2J";
 
 /// The screen text as one write: cursor home, each line cleared to its end,
 /// everything below the last line cleared. Gap and resync alarms are in
 /// inverse video, so they cannot be missed.
-pub fn frame(screen: &str) -> String {
+pub(crate) fn frame(screen: &str) -> String {
     let mut text = String::from("\x1b[H");
     for line in screen.lines() {
         if is_alarm(line) {

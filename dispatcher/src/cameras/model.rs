@@ -292,14 +292,14 @@ pub fn pan_into(pan_deg: f64, min: f64, max: f64) -> (f64, bool) {
 }
 
 /// The nearest pan inside `min..=max` to `pan_deg` (modulo 360).
-pub fn pan_clamped(pan_deg: f64, min: f64, max: f64) -> f64 {
+pub(super) fn pan_clamped(pan_deg: f64, min: f64, max: f64) -> f64 {
     let (pan, within) = pan_into(pan_deg, min, max);
     if within { pan } else { pan.clamp(min, max) }
 }
 
 /// `deg` modulo 360, in 0..360 (`rem_euclid` alone can round a tiny
 /// negative angle up to 360 itself).
-pub fn wrap360(deg: f64) -> f64 {
+pub(super) fn wrap360(deg: f64) -> f64 {
     let r = deg.rem_euclid(360.0);
     if r >= 360.0 { 0.0 } else { r }
 }

@@ -57,7 +57,7 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    pub fn at(p: &LonLat) -> Frame {
+    pub(crate) fn at(p: &LonLat) -> Frame {
         let (sin_lat, cos_lat) = p.lat.to_radians().sin_cos();
         let (sin_lon, cos_lon) = p.lon.to_radians().sin_cos();
         let n = WGS84_A / (1.0 - WGS84_E2 * sin_lat * sin_lat).sqrt();
@@ -76,7 +76,7 @@ impl Frame {
 
     /// East and north (metres) of a point given by its [`ecef`] vector: the
     /// horizontal part of the straight line from the frame's origin to it.
-    pub fn east_north(&self, q: &[f64; 3]) -> (f64, f64) {
+    pub(crate) fn east_north(&self, q: &[f64; 3]) -> (f64, f64) {
         let (dx, dy, dz) = (
             q[0] - self.origin[0],
             q[1] - self.origin[1],
@@ -91,7 +91,7 @@ impl Frame {
     /// The ground point under the point `east`, `north` metres away in the
     /// frame's horizontal plane (within a centimetre of the inverse of
     /// [`Frame::east_north`] out to 10 km).
-    pub fn ground_point(&self, east: f64, north: f64) -> LonLat {
+    pub(crate) fn ground_point(&self, east: f64, north: f64) -> LonLat {
         let x = self.origin[0] - self.sin_lon * east - self.sin_lat * self.cos_lon * north;
         let y = self.origin[1] + self.cos_lon * east - self.sin_lat * self.sin_lon * north;
         let z = self.origin[2] + self.cos_lat * north;
@@ -146,11 +146,11 @@ fn depression_band(height_m: f64, range_m: f64, lo_deg: f64, hi_deg: f64) -> (f6
 }
 
 impl Region {
-    pub fn full_circle(&self) -> bool {
+    pub(crate) fn full_circle(&self) -> bool {
         self.half_width_deg >= 180.0
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.near_m > self.far_m
     }
 
@@ -160,7 +160,7 @@ impl Region {
 
     /// Whether the ground point at `distance_m` along `bearing_deg` lies in
     /// the region (the camera's own foot counts as in the wedge).
-    pub fn contains(&self, distance_m: f64, bearing_deg: f64) -> bool {
+    pub(crate) fn contains(&self, distance_m: f64, bearing_deg: f64) -> bool {
         distance_m >= self.near_m
             && distance_m <= self.far_m
             && (distance_m == 0.0 || self.in_wedge(bearing_deg))
@@ -168,7 +168,7 @@ impl Region {
 
     /// Distance in the frame's plane (metres) from the point `x` east and `y`
     /// north of the camera to the nearest point of the region.
-    pub fn distance_to(&self, x: f64, y: f64) -> f64 {
+    pub(crate) fn distance_to(&self, x: f64, y: f64) -> f64 {
         if self.is_empty() {
             return f64::INFINITY;
         }
@@ -198,7 +198,7 @@ impl Region {
 
     /// The region's bounding box in the frame's plane: (west, east, south,
     /// north) metres from the camera, `None` when it is empty.
-    pub fn plane_bounds(&self) -> Option<[f64; 4]> {
+    pub(crate) fn plane_bounds(&self) -> Option<[f64; 4]> {
         if self.is_empty() {
             return None;
         }
@@ -250,7 +250,12 @@ impl Region {
     /// `c` about the four corners; the first entry is therefore `a` itself or
     /// a crossing of one of those, and every crossing is checked against the
     /// exact distance.
-    pub fn first_within(&self, a: (f64, f64), b: (f64, f64), corridor_m: f64) -> Option<f64> {
+    pub(crate) fn first_within(
+        &self,
+        a: (f64, f64),
+        b: (f64, f64),
+        corridor_m: f64,
+    ) -> Option<f64> {
         const TOLERANCE_M: f64 = 1e-6;
         if self.is_empty() {
             return None;
@@ -312,7 +317,7 @@ impl Region {
     /// inner arc back; a circle; or, for a ring, the outer circle and the
     /// inner one joined by a zero-width cut (a keyhole). Empty when the
     /// region is.
-    pub fn polygon(&self, frame: &Frame, steps: usize) -> Vec<LonLat> {
+    pub(crate) fn polygon(&self, frame: &Frame, steps: usize) -> Vec<LonLat> {
         if self.is_empty() {
             return Vec::new();
         }
@@ -408,7 +413,7 @@ pub(crate) struct Look {
 }
 
 impl Look {
-    pub fn into_sight(self, camera_id: &str) -> CameraSight {
+    pub(crate) fn into_sight(self, camera_id: &str) -> CameraSight {
         CameraSight {
             camera_id: camera_id.to_string(),
             distance_m: self.distance_m,
@@ -421,7 +426,7 @@ impl Look {
 
     /// Cameras that see the point now first, then those that must turn;
     /// within each, by score (lower is better), distance and slot.
-    pub fn rank_key(&self, slot: u32) -> RankKey {
+    pub(crate) fn rank_key(&self, slot: u32) -> RankKey {
         (!self.sees_now, self.score, self.distance_m, slot)
     }
 }

@@ -59,7 +59,7 @@ pub(crate) struct StoredFix {
 }
 
 impl StoredFix {
-    pub const NONE: StoredFix = StoredFix {
+    pub(crate) const NONE: StoredFix = StoredFix {
         lon: 0.0,
         lat: 0.0,
         time: Millis::MIN,
@@ -68,7 +68,7 @@ impl StoredFix {
         accuracy_m: f32::NAN,
     };
 
-    pub fn from_fix(f: &Fix) -> Self {
+    pub(crate) fn from_fix(f: &Fix) -> Self {
         Self {
             lon: f.at.lon,
             lat: f.at.lat,
@@ -79,7 +79,7 @@ impl StoredFix {
         }
     }
 
-    pub fn get(&self) -> Option<Fix> {
+    pub(crate) fn get(&self) -> Option<Fix> {
         let some = |v: f32| (!v.is_nan()).then_some(v);
         (self.time != Millis::MIN).then(|| Fix {
             at: LonLat::new(self.lon, self.lat),
@@ -92,7 +92,7 @@ impl StoredFix {
 }
 
 impl UnitRecord {
-    pub fn fix(&self) -> Option<Fix> {
+    pub(crate) fn fix(&self) -> Option<Fix> {
         self.fix.get()
     }
 }
@@ -115,7 +115,7 @@ pub(crate) struct IdTable {
 
 impl IdTable {
     /// The id of `slot`.
-    pub fn get(&self, slot: u32) -> &str {
+    pub(super) fn get(&self, slot: u32) -> &str {
         // The arena only ever receives whole `&str`s, so every span is UTF-8.
         std::str::from_utf8(self.bytes(slot)).unwrap_or_default()
     }
@@ -126,7 +126,7 @@ impl IdTable {
     }
 
     /// The slot of `id`, if it is held.
-    pub fn find(&self, id: &str) -> Option<u32> {
+    pub(super) fn find(&self, id: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(id.as_bytes());
         self.slots
             .find(hash, |&slot| self.bytes(slot) == id.as_bytes())
@@ -135,7 +135,7 @@ impl IdTable {
 
     /// Refuses, changing nothing, when one more id of `len` bytes would not
     /// fit: slots and arena offsets are `u32`, and `u32::MAX` is no slot.
-    pub fn check_room(&self, len: usize) -> Result<(), Error> {
+    pub(super) fn check_room(&self, len: usize) -> Result<(), Error> {
         if self.spans.len() >= u32::MAX as usize {
             return Err(Error::full("unit table", format!("{} units", u32::MAX)));
         }
@@ -150,7 +150,7 @@ impl IdTable {
 
     /// Adds `id`, which `find` missed and `check_room` accepted, as the next
     /// slot, and returns that slot.
-    pub fn insert(&mut self, id: &str) -> u32 {
+    pub(super) fn insert(&mut self, id: &str) -> u32 {
         debug_assert!(self.find(id).is_none() && self.check_room(id.len()).is_ok());
         let slot = self.spans.len() as u32;
         let start = self.arena.len() as u32;
@@ -167,7 +167,7 @@ impl IdTable {
 
     /// The ids alone, without the hash table: bulk copies of the arena and
     /// the spans (for [`super::UnitTableCopy`]; lookups by id miss in it).
-    pub fn copy_ids(&self) -> IdTable {
+    pub(super) fn copy_ids(&self) -> IdTable {
         IdTable {
             slots: HashTable::new(),
             arena: self.arena.clone(),
@@ -177,12 +177,12 @@ impl IdTable {
     }
 
     /// Bytes reserved for the id arena and its spans.
-    pub fn arena_bytes(&self) -> usize {
+    pub(super) fn arena_bytes(&self) -> usize {
         self.arena.capacity() + self.spans.capacity() * std::mem::size_of::<(u32, u32)>()
     }
 
     /// Bytes reserved for the hash table (an estimate from its capacity).
-    pub fn table_bytes(&self) -> usize {
+    pub(super) fn table_bytes(&self) -> usize {
         hash_table_bytes(self.slots.capacity(), std::mem::size_of::<u32>())
     }
 }
@@ -227,9 +227,9 @@ impl Default for NameArena {
 
 impl NameArena {
     /// Garbage below this many bytes never triggers a compaction.
-    pub const MIN_GARBAGE: usize = 64 * 1024;
+    pub(super) const MIN_GARBAGE: usize = 64 * 1024;
 
-    pub fn with_min_garbage(min_garbage: usize) -> Self {
+    pub(super) fn with_min_garbage(min_garbage: usize) -> Self {
         Self {
             bytes: Vec::new(),
             garbage: 0,
@@ -239,7 +239,7 @@ impl NameArena {
     }
 
     /// The call sign at `span`.
-    pub fn get(&self, span: NameSpan) -> &str {
+    pub(super) fn get(&self, span: NameSpan) -> &str {
         let start = span.start as usize;
         // Spans only ever receive whole `&str`s, so they are UTF-8.
         std::str::from_utf8(&self.bytes[start..start + span.len as usize]).unwrap_or_default()
@@ -248,7 +248,7 @@ impl NameArena {
     /// Stores `name` for a unit whose call sign is at `old` (`None`: a new
     /// unit) and returns its span. Refuses, changing nothing, only when the
     /// arena would outgrow `u32` offsets (compact first: see `would_overflow`).
-    pub fn store(&mut self, old: Option<NameSpan>, name: &str) -> Result<NameSpan, Error> {
+    pub(super) fn store(&mut self, old: Option<NameSpan>, name: &str) -> Result<NameSpan, Error> {
         let len = u8::try_from(name.len()).map_err(|_| {
             Error::invalid(
                 "call_sign",
@@ -287,19 +287,19 @@ impl NameArena {
     }
 
     /// Whether appending `len` bytes would outgrow `u32` offsets.
-    pub fn would_overflow(&self, len: usize) -> bool {
+    pub(super) fn would_overflow(&self, len: usize) -> bool {
         self.bytes.len() + len > u32::MAX as usize
     }
 
     /// Whether enough garbage has piled up to rewrite the arena.
-    pub fn needs_compaction(&self) -> bool {
+    pub(super) fn needs_compaction(&self) -> bool {
         self.garbage > self.min_garbage.max(self.bytes.len() / 2)
     }
 
     /// Rewrites the live spans, in the order given (slot order: the same on
     /// every node), into a fresh arena holding nothing else, and points each
     /// span at its new place.
-    pub fn compact<'a>(&mut self, spans: impl Iterator<Item = &'a mut NameSpan>) {
+    pub(super) fn compact<'a>(&mut self, spans: impl Iterator<Item = &'a mut NameSpan>) {
         let live = self.bytes.len() - self.garbage;
         let mut fresh = Vec::with_capacity(live);
         for span in spans {
@@ -318,17 +318,17 @@ impl NameArena {
     }
 
     /// Bytes reserved for the arena (its capacity).
-    pub fn capacity_bytes(&self) -> usize {
+    pub(super) fn capacity_bytes(&self) -> usize {
         self.bytes.capacity()
     }
 
     /// Bytes of the arena that hold no live call sign.
-    pub fn garbage(&self) -> usize {
+    pub(super) fn garbage(&self) -> usize {
         self.garbage
     }
 
     #[cfg(test)]
-    pub fn compactions(&self) -> u64 {
+    pub(super) fn compactions(&self) -> u64 {
         self.compactions
     }
 }

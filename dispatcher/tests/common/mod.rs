@@ -24,23 +24,23 @@ fn helsinki() -> &'static (Arc<RoadGraph>, Vec<MappedCamera>) {
 }
 
 /// The Helsinki graph.
-pub fn graph() -> Arc<RoadGraph> {
+pub(crate) fn graph() -> Arc<RoadGraph> {
     helsinki().0.clone()
 }
 
 /// The cameras mapped in the Helsinki extract.
-pub fn mapped_cameras() -> &'static [MappedCamera] {
+pub(crate) fn mapped_cameras() -> &'static [MappedCamera] {
     &helsinki().1
 }
 
-pub fn network() -> Network {
+pub(crate) fn network() -> Network {
     Network::new(graph(), NetworkSettings::default()).unwrap()
 }
 
 /// Seconds over the network from `from` to `to` for `metric`, by a plain
 /// Dijkstra over the graph's edges: partial first and last edges (either
 /// direction the metric allows), exact fractions, no lazy tricks.
-pub fn dijkstra_s(g: &RoadGraph, metric: Metric, from: &Snap, to: &Snap) -> Option<f64> {
+pub(crate) fn dijkstra_s(g: &RoadGraph, metric: Metric, from: &Snap, to: &Snap) -> Option<f64> {
     let weight = |e: u32| g.weight_ms(metric, e).map(f64::from);
     // Where the source can enter the graph: each end of its edge, at a cost.
     let mut dist = vec![f64::INFINITY; g.node_count()];
@@ -94,7 +94,7 @@ pub fn dijkstra_s(g: &RoadGraph, metric: Metric, from: &Snap, to: &Snap) -> Opti
 
 /// The full ETA the core defines: the network time plus the legs to and from
 /// the street at the kind's off-network speed; straight line when off it.
-pub fn independent_eta_s(net: &Network, kind: UnitKind, at: LonLat, target: LonLat) -> f64 {
+pub(crate) fn independent_eta_s(net: &Network, kind: UnitKind, at: LonLat, target: LonLat) -> f64 {
     let metric = net.metric(kind, None);
     let off = net.settings().off_network_speed_mps.of(kind);
     match (net.snap(at, metric), net.snap(target, metric)) {
