@@ -1,0 +1,185 @@
+//! Which zones each unit is in, with hysteresis: a unit enters a zone only
+//! after every fix for `enter_dwell_ms` was at least `enter_margin_m`
+//! inside, and leaves only after every fix for `exit_dwell_ms` was at least
+//! `exit_margin_m` outside. A fix in the band between resets the pending
+//! change, so a unit on a boundary emits nothing. Time is the fix time.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::index::{ZoneIndex, signed_distance_m};
+use super::{ZoneChange, ZoneChangeKind, ZoneConfig};
+use crate::Millis;
+use crate::geometry::LonLat;
+
+/// A change a unit is waiting to make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingZone {
+    /// The zone.
+    pub zone_id: String,
+    /// True: waiting to enter; false: waiting to leave.
+    pub entering: bool,
+    /// Fix time of the first fix of the unbroken run past the margin.
+    pub since: Millis,
+}
+
+/// One unit's zones: those it is in, and changes it is waiting to make.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitZones {
+    /// Zones it is in, sorted.
+    pub inside: Vec<String>,
+    /// Pending entries and exits.
+    pub pending: Vec<PendingZone>,
+}
+
+impl UnitZones {
+    fn is_empty(&self) -> bool {
+        self.inside.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// Every unit's zones, by unit slot. Units with nothing have no entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Memberships {
+    by_slot: HashMap<u32, UnitZones>,
+}
+
+impl Memberships {
+    /// One unit's zones.
+    pub fn get(&self, slot: u32) -> Option<&UnitZones> {
+        self.by_slot.get(&slot)
+    }
+
+    /// Every unit's zones (for checkpoints), by slot.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &UnitZones)> {
+        self.by_slot.iter().map(|(s, z)| (*s, z))
+    }
+
+    /// Sets one unit's zones (checkpoint restore).
+    pub fn set(&mut self, slot: u32, zones: UnitZones) {
+        if zones.is_empty() {
+            self.by_slot.remove(&slot);
+        } else {
+            self.by_slot.insert(slot, zones);
+        }
+    }
+
+    /// Forgets a removed zone in every unit.
+    pub fn drop_zone(&mut self, zone_id: &str) {
+        self.by_slot.retain(|_, z| {
+            z.inside.retain(|id| id != zone_id);
+            z.pending.retain(|p| p.zone_id != zone_id);
+            !z.is_empty()
+        });
+    }
+
+    /// Applies a unit's new fix at `at`, taken at `time`, pushing the
+    /// entries and exits it completes onto `out` as `(zone id, kind)`. Does
+    /// nothing when there are no zones and the unit holds no state; else
+    /// looks only at zones whose box widened by the larger margin holds the
+    /// fix, and at the zones the unit is in or waiting on.
+    pub fn apply_fix(
+        &mut self,
+        slot: u32,
+        unit_id: &str,
+        at: LonLat,
+        time: Millis,
+        zones: &ZoneIndex,
+        config: &ZoneConfig,
+        out: &mut Vec<ZoneChange>,
+    ) {
+        if zones.is_empty() && !self.by_slot.contains_key(&slot) {
+            return;
+        }
+        let mut near = zones.near(at, config.reach_m()).peekable();
+        let state = match self.by_slot.get_mut(&slot) {
+            Some(state) => state,
+            None if near.peek().is_none() => return,
+            None => self.by_slot.entry(slot).or_default(),
+        };
+        // The zones to look at: near ones, then those the unit is in or
+        // waiting on that are not near (it left their box: far outside).
+        let mut ids: Vec<&str> = near.map(|z| z.id.as_str()).collect();
+        for id in state
+            .inside
+            .iter()
+            .chain(state.pending.iter().map(|p| &p.zone_id))
+        {
+            if let Some(zone) = zones.get(id)
+                && !ids.contains(&zone.id.as_str())
+            {
+                ids.push(zone.id.as_str());
+            }
+        }
+        let mut changes: Vec<(String, ZoneChangeKind)> = Vec::new();
+        for id in ids {
+            let Some(zone) = zones.get(id) else {
+                continue;
+            };
+            let member = state.inside.iter().any(|z| z == id);
+            let (past, dwell) = if member {
+                (
+                    signed_distance_m(zone, at) <= -config.exit_margin_m,
+                    config.exit_dwell_ms,
+                )
+            } else {
+                (
+                    signed_distance_m(zone, at) >= config.enter_margin_m,
+                    config.enter_dwell_ms,
+                )
+            };
+            let pending = state
+                .pending
+                .iter()
+                .position(|p| p.zone_id == id && p.entering != member);
+            match (past, pending) {
+                (false, None) => {}
+                (false, Some(i)) => {
+                    state.pending.swap_remove(i);
+                }
+                (true, pending) => {
+                    let since = match pending {
+                        Some(i) => state.pending[i].since,
+                        None => {
+                            state.pending.push(PendingZone {
+                                zone_id: id.to_string(),
+                                entering: !member,
+                                since: time,
+                            });
+                            time
+                        }
+                    };
+                    if time - since >= dwell {
+                        state.pending.retain(|p| p.zone_id != id);
+                        let kind = if member {
+                            ZoneChangeKind::Exited
+                        } else {
+                            ZoneChangeKind::Entered
+                        };
+                        changes.push((id.to_string(), kind));
+                    }
+                }
+            }
+        }
+        for (id, kind) in changes {
+            match kind {
+                ZoneChangeKind::Entered => {
+                    let at = state.inside.partition_point(|z| *z < id);
+                    state.inside.insert(at, id.clone());
+                }
+                _ => state.inside.retain(|z| *z != id),
+            }
+            out.push(ZoneChange {
+                kind,
+                zone_id: id,
+                unit_id: Some(unit_id.to_string()),
+                time,
+                zone: None,
+            });
+        }
+        if state.is_empty() {
+            self.by_slot.remove(&slot);
+        }
+    }
+}
