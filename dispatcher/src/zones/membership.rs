@@ -39,10 +39,27 @@ impl UnitZones {
     }
 }
 
+/// A remembered answer for one unit and zone: at `from` the unit was
+/// `slack_m` metres (less a safety allowance) from the threshold that
+/// decides `past`, so until it has moved that far the answer stands
+/// (distance to a boundary changes by at most the distance moved). Spares
+/// the polygon work for units that stay well inside or well outside.
+#[derive(Debug, Clone)]
+struct Slack {
+    zone_id: String,
+    version: u64,
+    member: bool,
+    from: LonLat,
+    slack_m: f64,
+    past: bool,
+}
+
 /// Every unit's zones, by unit slot. Units with nothing have no entry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Memberships {
     by_slot: HashMap<u32, UnitZones>,
+    /// Per unit, for the zones near its last fix: a cache, never persisted.
+    slack: HashMap<u32, Vec<Slack>>,
 }
 
 impl Memberships {
@@ -67,6 +84,8 @@ impl Memberships {
 
     /// Forgets a removed zone in every unit.
     pub fn drop_zone(&mut self, zone_id: &str) {
+        // A zone put again after removal starts at version 1 again.
+        self.slack.clear();
         self.by_slot.retain(|_, z| {
             z.inside.retain(|id| id != zone_id);
             z.pending.retain(|p| p.zone_id != zone_id);
@@ -92,11 +111,15 @@ impl Memberships {
         if zones.is_empty() && !self.by_slot.contains_key(&slot) {
             return;
         }
+        let Self { by_slot, slack } = self;
         let mut near = zones.near(at, config.reach_m()).peekable();
-        let state = match self.by_slot.get_mut(&slot) {
+        let state = match by_slot.get_mut(&slot) {
             Some(state) => state,
-            None if near.peek().is_none() => return,
-            None => self.by_slot.entry(slot).or_default(),
+            None if near.peek().is_none() => {
+                slack.remove(&slot);
+                return;
+            }
+            None => by_slot.entry(slot).or_default(),
         };
         // The zones to look at: near ones, then those the unit is in or
         // waiting on that are not near (it left their box: far outside).
@@ -112,22 +135,43 @@ impl Memberships {
                 ids.push(zone.id.as_str());
             }
         }
+        let slacks = slack.entry(slot).or_default();
+        slacks.retain(|s| ids.contains(&s.zone_id.as_str()));
         let mut changes: Vec<(String, ZoneChangeKind)> = Vec::new();
-        for id in ids {
+        for &id in &ids {
             let Some(zone) = zones.get(id) else {
                 continue;
             };
             let member = state.inside.iter().any(|z| z == id);
-            let (past, dwell) = if member {
-                (
-                    signed_distance_m(zone, at) <= -config.exit_margin_m,
-                    config.exit_dwell_ms,
-                )
+            let (threshold, dwell) = if member {
+                (-config.exit_margin_m, config.exit_dwell_ms)
             } else {
-                (
-                    signed_distance_m(zone, at) >= config.enter_margin_m,
-                    config.enter_dwell_ms,
-                )
+                (config.enter_margin_m, config.enter_dwell_ms)
+            };
+            let known = slacks.iter().position(|s| {
+                s.zone_id == id && s.version == zone.version && s.member == member
+            });
+            let past = match known {
+                Some(i) if slacks[i].from.distance_m(&at) < slacks[i].slack_m => slacks[i].past,
+                _ => {
+                    let d = signed_distance_m(zone, at);
+                    let past = if member { d <= threshold } else { d >= threshold };
+                    let remembered = Slack {
+                        zone_id: id.to_string(),
+                        version: zone.version,
+                        member,
+                        from: at,
+                        // 5 % and half a metre for the projection and the
+                        // sphere: a shorter slack only costs a recomputation.
+                        slack_m: (d - threshold).abs() * 0.95 - 0.5,
+                        past,
+                    };
+                    match slacks.iter().position(|s| s.zone_id == id) {
+                        Some(i) => slacks[i] = remembered,
+                        None => slacks.push(remembered),
+                    }
+                    past
+                }
             };
             let pending = state
                 .pending
@@ -178,8 +222,11 @@ impl Memberships {
                 zone: None,
             });
         }
+        if slacks.is_empty() {
+            slack.remove(&slot);
+        }
         if state.is_empty() {
-            self.by_slot.remove(&slot);
+            by_slot.remove(&slot);
         }
     }
 }
