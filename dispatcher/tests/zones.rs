@@ -772,25 +772,32 @@ fn zones_memberships_and_home_zones_survive_export_and_import() {
 fn a_replaced_zone_is_checked_afresh_on_the_next_fixes() {
     let mut d = with_square();
     register(&mut d, "u1");
-    // A standing unit 300 m inside: entered after the dwell.
-    for s in 0..=10 {
+    // A standing unit 300 m inside: entered after the dwell (and checked
+    // once more as a member).
+    for s in 0..=11 {
         ping(&mut d, "u1", NOW + s * 1000, inside_by(300.0));
     }
     assert_eq!(d.unit_zones("u1").unwrap(), ["kallio"]);
     // The zone shrinks to its western half: the unit is now ~250 m
     // outside, without having moved; it leaves after the exit dwell.
     let west = r#"{"type":"Polygon","coordinates":[[[24.93,60.165],[24.94,60.165],[24.94,60.175],[24.93,60.175],[24.93,60.165]]]}"#;
-    d.put_zone(ZoneSpec::from_geojson(west, Some("kallio"), None).unwrap(), NOW + 11_000)
-        .unwrap();
+    d.put_zone(
+        ZoneSpec::from_geojson(west, Some("kallio"), None).unwrap(),
+        NOW + 11_500,
+    )
+    .unwrap();
     for s in 12..=40 {
         ping(&mut d, "u1", NOW + s * 1000, inside_by(300.0));
     }
-    let kinds: Vec<_> = zone_events(&mut d).iter().map(|e| (e.kind, e.time)).collect();
+    let kinds: Vec<_> = zone_events(&mut d)
+        .iter()
+        .map(|e| (e.kind, e.time))
+        .collect();
     assert_eq!(
         kinds,
         [
             (ZoneChangeKind::Entered, NOW + 10_000),
-            (ZoneChangeKind::Put, NOW + 11_000),
+            (ZoneChangeKind::Put, NOW + 11_500),
             (ZoneChangeKind::Exited, NOW + 32_000)
         ]
     );

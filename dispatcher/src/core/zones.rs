@@ -168,15 +168,13 @@ impl Dispatcher {
         let Some(fix) = self.units.record(slot).fix() else {
             return;
         };
-        let mut out = Vec::new();
-        self.zones.members.apply_fix(
+        let out = self.zones.members.apply_fix(
             slot,
             self.units.unit_id(slot),
             fix.at,
             fix.time,
             &self.zones.index,
             &self.config.zones,
-            &mut out,
         );
         self.outbox.extend(out.into_iter().map(Event::Zone));
     }

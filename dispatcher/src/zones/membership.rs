@@ -93,8 +93,8 @@ impl Memberships {
         });
     }
 
-    /// Applies a unit's new fix at `at`, taken at `time`, pushing the
-    /// entries and exits it completes onto `out` as `(zone id, kind)`. Does
+    /// Applies a unit's new fix at `at`, taken at `time`, and returns the
+    /// entries and exits it completes (no allocation when there are none). Does
     /// nothing when there are no zones and the unit holds no state; else
     /// looks only at zones whose box widened by the larger margin holds the
     /// fix, and at the zones the unit is in or waiting on.
@@ -106,10 +106,10 @@ impl Memberships {
         time: Millis,
         zones: &ZoneIndex,
         config: &ZoneConfig,
-        out: &mut Vec<ZoneChange>,
-    ) {
+    ) -> Vec<ZoneChange> {
+        let mut out = Vec::new();
         if zones.is_empty() && !self.by_slot.contains_key(&slot) {
-            return;
+            return out;
         }
         let Self { by_slot, slack } = self;
         let mut near = zones.near(at, config.reach_m()).peekable();
@@ -117,7 +117,7 @@ impl Memberships {
             Some(state) => state,
             None if near.peek().is_none() => {
                 slack.remove(&slot);
-                return;
+                return out;
             }
             None => by_slot.entry(slot).or_default(),
         };
@@ -148,14 +148,18 @@ impl Memberships {
             } else {
                 (config.enter_margin_m, config.enter_dwell_ms)
             };
-            let known = slacks.iter().position(|s| {
-                s.zone_id == id && s.version == zone.version && s.member == member
-            });
+            let known = slacks
+                .iter()
+                .position(|s| s.zone_id == id && s.version == zone.version && s.member == member);
             let past = match known {
                 Some(i) if slacks[i].from.distance_m(&at) < slacks[i].slack_m => slacks[i].past,
                 _ => {
                     let d = signed_distance_m(zone, at);
-                    let past = if member { d <= threshold } else { d >= threshold };
+                    let past = if member {
+                        d <= threshold
+                    } else {
+                        d >= threshold
+                    };
                     let remembered = Slack {
                         zone_id: id.to_string(),
                         version: zone.version,
@@ -228,5 +232,6 @@ impl Memberships {
         if state.is_empty() {
             by_slot.remove(&slot);
         }
+        out
     }
 }
