@@ -3,6 +3,8 @@
 //! metres, membership hysteresis driven by fix times, the home-zone
 //! preference of recommendations, and zones surviving a checkpoint.
 
+mod common;
+
 use patrol_dispatcher::persist::CoreState;
 use patrol_dispatcher::*;
 
@@ -801,4 +803,77 @@ fn a_replaced_zone_is_checked_afresh_on_the_next_fixes() {
             (ZoneChangeKind::Exited, NOW + 32_000)
         ]
     );
+}
+
+/// Over the Helsinki street network: the preferred home unit that the
+/// ranking did not pick (k = 1) carries the same network ETA and route
+/// length as when the ranking does pick it, and the margin decides.
+#[test]
+fn over_the_street_network_the_margin_decides_with_network_etas() {
+    let target = LonLat::new(24.9414, 60.1699);
+    let a_at = LonLat::new(24.9440, 60.1675);
+    let b_at = LonLat::new(24.9370, 60.1660);
+    let build = |prefer_margin_s: f64| {
+        let mut d = Dispatcher::new(DispatcherConfig {
+            network: Some(common::network()),
+            zones: ZoneConfig {
+                prefer_margin_s,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let around = r#"{"type":"Polygon","coordinates":[[[24.93,60.16],[24.95,60.16],[24.95,60.175],[24.93,60.175],[24.93,60.16]]]}"#;
+        d.put_zone(
+            ZoneSpec::from_geojson(around, Some("centre"), None).unwrap(),
+            NOW,
+        )
+        .unwrap();
+        register(&mut d, "a");
+        register(&mut d, "b");
+        ping(&mut d, "a", NOW - 1000, a_at);
+        ping(&mut d, "b", NOW - 1000, b_at);
+        d
+    };
+    // Without home zones: who is faster, and by how much.
+    let d = build(30.0);
+    let plain = d.recommend(&Target::Point(target), &query(2), NOW).unwrap();
+    assert!(
+        plain
+            .units
+            .iter()
+            .all(|u| u.eta_method == EtaMethod::Network)
+    );
+    let (fast, slow) = (&plain.units[0], &plain.units[1]);
+    let gap = slow.eta_s - fast.eta_s;
+    assert!(gap > 2.0, "the two units need distinct ETAs: {gap}");
+    let slow_id = slow.unit.profile.id.clone();
+    // The slower unit at home in the zone, the margin just above the gap:
+    // it is preferred, with the ETA and metres the ranking gave it.
+    let mut d = build(gap + 1.0);
+    d.set_home_zone(&slow_id, Some("centre")).unwrap();
+    let r = d.recommend(&Target::Point(target), &query(1), NOW).unwrap();
+    assert_eq!(r.units.len(), 1);
+    let home = &r.units[0];
+    assert_eq!(home.unit.profile.id, slow_id);
+    assert!(
+        (home.eta_s - slow.eta_s).abs() < 1e-6,
+        "{} vs {}",
+        home.eta_s,
+        slow.eta_s
+    );
+    assert_eq!(
+        home.route_m.map(|m| m.round()),
+        slow.route_m.map(|m| m.round())
+    );
+    assert_eq!(home.eta_method, EtaMethod::Network);
+    assert!(
+        home.reason.starts_with("home zone centre, within"),
+        "{}",
+        home.reason
+    );
+    // The margin just below the gap: the faster unit stays first.
+    let mut d = build(gap - 1.0);
+    d.set_home_zone(&slow_id, Some("centre")).unwrap();
+    let r = d.recommend(&Target::Point(target), &query(1), NOW).unwrap();
+    assert_eq!(r.units[0].unit.profile.id, fast.unit.profile.id);
 }

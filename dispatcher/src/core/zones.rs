@@ -350,13 +350,20 @@ impl Dispatcher {
             index: ZoneIndex::from_zones(zones),
             ..Zones::default()
         };
-        for (unit_id, z) in members {
+        // Memberships and home zones of zones the checkpoint does not hold
+        // are dropped rather than kept where nothing would ever clear them.
+        let index = &self.zones.index;
+        for (unit_id, mut z) in members {
             let slot = self.units.slot(&unit_id)?;
+            z.inside.retain(|id| index.get(id).is_some());
+            z.pending.retain(|p| index.get(&p.zone_id).is_some());
             self.zones.members.set(slot, z);
         }
         for (unit_id, zone_id) in home {
             let slot = self.units.slot(&unit_id)?;
-            self.zones.set_home(slot, Some(zone_id));
+            if self.zones.index.get(&zone_id).is_some() {
+                self.zones.set_home(slot, Some(zone_id));
+            }
         }
         Ok(())
     }
