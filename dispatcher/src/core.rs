@@ -34,6 +34,7 @@ use crate::units::{
     Fix, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex, UnitIndexConfig, UnitKind,
     UnitProfile, UnitStatus,
 };
+use crate::zones::{Zone, ZoneChange, ZoneConfig};
 
 /// A change, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,8 @@ pub enum Event {
     /// A track was started, got a sighting (with a new prediction) or was
     /// closed.
     Track(Track),
+    /// A zone was put or removed, or a unit entered or left one.
+    Zone(ZoneChange),
 }
 
 /// Everything the core can be tuned with.
@@ -91,6 +94,8 @@ pub struct DispatcherConfig {
     pub dispatch: DispatchPolicy,
     /// How tracks predict and look for intercepts.
     pub tracks: TrackConfig,
+    /// Zone hysteresis and the home-zone preference.
+    pub zones: ZoneConfig,
 }
 
 impl Default for DispatcherConfig {
@@ -108,6 +113,7 @@ impl Default for DispatcherConfig {
             plans: PlanBook::default(),
             dispatch: DispatchPolicy::default(),
             tracks: TrackConfig::default(),
+            zones: ZoneConfig::default(),
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
     /// Every open track, by id.
     pub tracks: Vec<Track>,
+    /// Every zone, by id.
+    pub zones: Vec<Zone>,
 }
 
 /// [`Snapshot`] in its cheap-to-take form: the unit table as a bulk copy
@@ -146,6 +154,8 @@ pub struct SnapshotCopy {
     pub incidents: Vec<Incident>,
     /// Every open track, by id.
     pub tracks: Vec<Track>,
+    /// Every zone, by id.
+    pub zones: Vec<Zone>,
 }
 
 /// What a recommendation (or a camera) is for.
@@ -162,10 +172,12 @@ pub enum Target {
 mod follow;
 mod orders;
 mod tracks;
+mod zones;
 
 pub use follow::{Follow, MAX_FOLLOW_CAMERAS};
 pub use orders::{DispatchPolicy, StatusTimer, UnitAlert, UnitAlertKind};
 pub use tracks::MAX_OPEN_TRACKS;
+pub use zones::MAX_HOME_CANDIDATES;
 
 /// The dispatch core. No I/O, no clock: time arrives as `now` (Unix ms).
 #[derive(Debug)]
@@ -189,6 +201,8 @@ pub struct Dispatcher {
     follows: follow::Follows,
     /// Suspects followed from camera to camera.
     tracks: tracks::Tracks,
+    /// Zones, unit memberships, home zones.
+    zones: zones::Zones,
 }
 
 impl Dispatcher {
@@ -208,6 +222,7 @@ impl Dispatcher {
             timers: orders::Timers::default(),
             follows: follow::Follows::default(),
             tracks: tracks::Tracks::default(),
+            zones: zones::Zones::default(),
             config,
         }
     }
@@ -296,6 +311,9 @@ impl Dispatcher {
     ) -> Result<PingOutcome, PingRejection> {
         let trust = self.config.trust_positions.then_some(&self.config.trust);
         let (outcome, slot) = self.units.apply_ping_to_slot(ping, now, trust)?;
+        if outcome == PingOutcome::Moved {
+            self.update_zones(slot);
+        }
         if outcome == PingOutcome::Moved
             && self.units.record(slot).offline_reported
             && self.units.effective_status(slot, now) != UnitStatus::Offline
@@ -887,6 +905,7 @@ impl Dispatcher {
         }
         let mut recommendation =
             recommend_units(&self.units, point, &query, now, self.rank_context());
+        self.prefer_home(&mut recommendation, point, &query, now);
         if let Some(incident) = incident {
             recommendation.plan = Some(self.fill_plan(incident, now));
         }
@@ -1210,6 +1229,7 @@ impl Dispatcher {
                 .cloned()
                 .collect(),
             tracks: self.tracks(false),
+            zones: self.zones(),
         }
     }
 
@@ -1225,6 +1245,7 @@ impl Dispatcher {
                 .cloned()
                 .collect(),
             tracks: self.tracks(false),
+            zones: self.zones(),
         }
     }
 }

@@ -33,6 +33,9 @@
 //!   type and priority, filled from candidates fastest first, with shortfalls.
 //! - [`trust`]: which GPS fixes to believe (implied speed, accuracy, a
 //!   standing unit's drift) and how far to trust the fix a unit holds.
+//! - [`zones`]: patrol zones and segments read from GeoJSON, the
+//!   [`ZoneIndex`] (id map and R-tree behind one door), unit membership with
+//!   hysteresis, and the home-zone preference of recommendations.
 //! - [`error`]: [`Error`], the refusals a caller can act on.
 
 #![warn(missing_docs)]
@@ -54,6 +57,7 @@ pub mod requests;
 pub mod tracks;
 pub mod trust;
 pub mod units;
+pub mod zones;
 
 /// Unix epoch milliseconds.
 pub type Millis = i64;
@@ -66,8 +70,8 @@ pub use crate::cameras::{
 };
 pub use crate::core::{
     DispatchPolicy, Dispatcher, DispatcherConfig, Event, Follow, MAX_CAMERA_ANSWERS,
-    MAX_FOLLOW_CAMERAS, MAX_OPEN_TRACKS, MAX_PATH_POINTS, Snapshot, SnapshotCopy, StatusTimer,
-    Target, UnitAlert, UnitAlertKind,
+    MAX_FOLLOW_CAMERAS, MAX_HOME_CANDIDATES, MAX_OPEN_TRACKS, MAX_PATH_POINTS, Snapshot,
+    SnapshotCopy, StatusTimer, Target, UnitAlert, UnitAlertKind,
 };
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};
@@ -96,4 +100,8 @@ pub use crate::trust::{
 pub use crate::units::{
     Fix, IndexMemory, Ping, PingOutcome, PingRejection, Unit, UnitFilter, UnitIndex,
     UnitIndexConfig, UnitKind, UnitProfile, UnitStatus, UnitTableCopy,
+};
+pub use crate::zones::{
+    MAX_ZONE_VERTICES, MAX_ZONES, PendingZone, UnitZones, Zone, ZoneChange, ZoneChangeKind,
+    ZoneConfig, ZoneIndex, ZoneKind, ZoneSpec, parse_geometry, parse_zones,
 };

@@ -15,6 +15,7 @@ use crate::requests::RequestRecord;
 use crate::tracks::Track;
 use crate::trust::TrustState;
 use crate::units::{Fix, UnitKind, UnitProfile, UnitStatus};
+use crate::zones::{Rings, UnitZones, Zone, ZoneKind, check_polygon, from_rings, to_rings};
 
 /// One unit, as stored (its status is the stored one, never derived).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +103,60 @@ pub struct CoreMeta {
     /// The number of the last track id handed out.
     #[serde(default)]
     pub next_track: u64,
+    /// Every zone, by id. Absent in checkpoints of older builds.
+    #[serde(default)]
+    pub zones: Vec<ZoneRecord>,
+    /// (unit id, its zones and pending entries/exits), by unit id.
+    #[serde(default)]
+    pub zone_members: Vec<(String, UnitZones)>,
+    /// (unit id, home zone id), by unit id.
+    #[serde(default)]
+    pub home_zones: Vec<(String, String)>,
+}
+
+/// One zone, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneRecord {
+    /// The zone's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Zone or segment.
+    pub kind: ZoneKind,
+    /// Polygons, rings, `[lon, lat]` positions.
+    pub rings: Rings,
+    /// Its version.
+    pub version: u64,
+    /// When it was last put, Unix ms.
+    pub updated: i64,
+}
+
+impl ZoneRecord {
+    /// The record of a zone.
+    pub fn of(zone: &Zone) -> Self {
+        Self {
+            id: zone.id.clone(),
+            name: zone.name.clone(),
+            kind: zone.kind.clone(),
+            rings: to_rings(&zone.polygon),
+            version: zone.version,
+            updated: zone.updated,
+        }
+    }
+
+    /// The zone, its polygon checked.
+    pub fn zone(&self) -> Result<Zone, Error> {
+        let polygon = from_rings(&self.rings);
+        check_polygon(&format!("zones[{}].rings", self.id), &polygon)?;
+        Ok(Zone {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            polygon,
+            version: self.version,
+            updated: self.updated,
+        })
+    }
 }
 
 /// A whole core.
@@ -124,6 +179,7 @@ impl Dispatcher {
         let (next_alert, next_incident, next_order) = self.counters();
         let alert_incidents = self.alert_joins().to_records();
         let (tracks, next_track) = self.export_tracks();
+        let (zones, zone_members, home_zones) = self.export_zones();
         CoreMeta {
             next_alert,
             next_incident,
@@ -135,6 +191,9 @@ impl Dispatcher {
             follows: self.export_follows(),
             tracks,
             next_track,
+            zones: zones.iter().map(ZoneRecord::of).collect(),
+            zone_members,
+            home_zones,
         }
     }
 
@@ -239,10 +298,17 @@ impl Dispatcher {
         let follows = std::mem::take(&mut state.meta.follows);
         let tracks = std::mem::take(&mut state.meta.tracks);
         let next_track = state.meta.next_track;
+        let zones = std::mem::take(&mut state.meta.zones)
+            .iter()
+            .map(ZoneRecord::zone)
+            .collect::<Result<Vec<_>, _>>()?;
+        let zone_members = std::mem::take(&mut state.meta.zone_members);
+        let home_zones = std::mem::take(&mut state.meta.home_zones);
         core.restore_rest(cameras, incidents, state.meta);
         core.restore_timers(timers);
         core.restore_follows(follows);
         core.import_tracks(tracks, next_track);
+        core.import_zones((zones, zone_members, home_zones))?;
         Ok(core)
     }
 }

@@ -332,6 +332,7 @@ fn events_are_left_in_order() {
             Event::OrderReleased(_) => "released",
             Event::UnitAlert(_) => "unit_alert",
             Event::Track(_) => "track",
+            Event::Zone(_) => "zone",
         })
         .collect();
     assert_eq!(kinds, ["incident", "unit", "order", "incident"]);

@@ -175,7 +175,7 @@ impl NearestUnits {
 /// Why the unit in `slot`, whose effective status is `status`, may not be
 /// recommended for `query`, if it may not. Cheap: no allocation; it runs for
 /// every unit a query examines.
-fn exclusion(
+pub(crate) fn exclusion(
     index: &UnitIndex,
     slot: u32,
     status: UnitStatus,
