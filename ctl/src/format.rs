@@ -4,7 +4,7 @@
 
 use patrol_proto::v1::{
     BoundingBox, EtaMethod, ExclusionReason, IncidentSource, IncidentStatus, PingRejectReason,
-    ResyncReason, UnitAlertKind, UnitKind, UnitStatus,
+    ResyncReason, UnitAlertKind, UnitKind, UnitStatus, ZoneChangeKind,
 };
 
 /// A protobuf enum whose values are shown as lowercase words: the proto name
@@ -35,6 +35,7 @@ macro_rules! enum_word {
 
 enum_word!(UnitKind, "UNIT_KIND_", "unit kind");
 enum_word!(UnitStatus, "UNIT_STATUS_", "unit status");
+enum_word!(ZoneChangeKind, "ZONE_CHANGE_KIND_", "zone change");
 enum_word!(IncidentStatus, "INCIDENT_STATUS_", "incident status");
 enum_word!(IncidentSource, "INCIDENT_SOURCE_", "incident source");
 enum_word!(ExclusionReason, "EXCLUSION_REASON_", "exclusion reason");

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use patrol_dispatcher::{
     Actor, Aim, AlertOutcome, Camera, DispatchRequest, Follow, Incident, IncidentUpdate, LonLat,
     Millis, NewAlert, NewIncident, NewSighting, NewTrack, Order, Target, Track, Unit, UnitProfile,
-    UnitStatus,
+    UnitStatus, Zone, ZoneSpec,
 };
 use patrol_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,17 @@ pub enum Command {
         track_id: String,
         reason: String,
     },
+    /// Create or replace a zone.
+    PutZone(Box<ZoneSpec>),
+    /// Remove a zone.
+    RemoveZone {
+        zone_id: String,
+    },
+    /// Set or clear a unit's home zone.
+    SetHomeZone {
+        unit_id: String,
+        zone_id: Option<String>,
+    },
     /// A camera system reports its cameras alive at `time`.
     CameraHealth {
         camera_ids: Vec<String>,
@@ -127,6 +138,9 @@ impl Command {
             Command::StartTrack(_) => "start_track",
             Command::AddSighting { .. } => "add_sighting",
             Command::CloseTrack { .. } => "close_track",
+            Command::PutZone(_) => "put_zone",
+            Command::RemoveZone { .. } => "remove_zone",
+            Command::SetHomeZone { .. } => "set_home_zone",
             Command::Tick { .. } => "tick",
         }
     }
@@ -149,6 +163,9 @@ impl Command {
             | Command::StartTrack(_)
             | Command::AddSighting { .. }
             | Command::CloseTrack { .. }
+            | Command::PutZone(_)
+            | Command::RemoveZone { .. }
+            | Command::SetHomeZone { .. }
             | Command::Tick { .. } => Lane::Urgent,
         }
     }
@@ -229,6 +246,9 @@ pub enum Outcome {
     },
     Follow(Option<Follow>),
     Track(Box<Track>),
+    Zone(Box<Zone>),
+    /// Done; nothing to report.
+    Done,
     Count(usize),
     Ticked {
         positions: usize,
@@ -346,6 +366,24 @@ impl FromOutcome for Track {
     fn from_outcome(outcome: Outcome) -> Option<Self> {
         match outcome {
             Outcome::Track(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for Zone {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Zone(z) => Some(*z),
+            _ => None,
+        }
+    }
+}
+
+impl FromOutcome for () {
+    fn from_outcome(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Done => Some(()),
             _ => None,
         }
     }

@@ -53,6 +53,14 @@ pub struct Config {
     /// How tracks (a suspect followed from camera to camera) predict the way
     /// ahead and look for intercepts.
     pub tracks: patrol_dispatcher::TrackConfig,
+    /// Zone hysteresis (margins, dwell times) and the home-zone preference
+    /// of recommendations.
+    pub zones: patrol_dispatcher::ZoneConfig,
+    /// A GeoJSON FeatureCollection of patrol zones and segments put at start
+    /// (each feature's `id`, `properties.name`, `properties.kind` "zone" or
+    /// "segment", `properties.parent`); empty: none. Zones can also be
+    /// managed at run time (ZoneService).
+    pub zone_file: PathBuf,
     /// Camera health.
     pub cameras: CamerasConfig,
     /// Sizes a request may have.
@@ -210,6 +218,8 @@ impl Default for Config {
             response: Default::default(),
             dispatch: Default::default(),
             tracks: Default::default(),
+            zones: Default::default(),
+            zone_file: PathBuf::new(),
             cameras: CamerasConfig::default(),
             limits: LimitsConfig::default(),
             requests: RequestsConfig::default(),
@@ -405,6 +415,7 @@ impl Config {
         self.trust.validate()?;
         self.response.validate()?;
         self.dispatch.validate()?;
+        self.zones.validate()?;
         self.tracks
             .validate()
             .map_err(|e| anyhow::anyhow!("tracks: {e}"))?;
@@ -459,6 +470,7 @@ impl Config {
             plans: self.response.clone(),
             dispatch: self.dispatch.clone(),
             tracks: self.tracks,
+            zones: self.zones,
             cameras: patrol_dispatcher::cameras::CameraConfig {
                 offline_after_ms: self.cameras.offline_after_ms,
             },

@@ -18,7 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{CameraApi, CommandRoomApi, IncidentApi, TrackApi, UnitApi};
+use crate::api::{CameraApi, CommandRoomApi, IncidentApi, TrackApi, UnitApi, ZoneApi};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::durable::RedisLog;
@@ -28,12 +28,13 @@ use crate::node::{NodeStart, NodeState};
 use crate::sequencer::Sequencer;
 use crate::telemetry as m;
 
-/// The fully qualified names of the four patrol services (for health checks).
-pub const SERVICE_NAMES: [&str; 5] = [
+/// The fully qualified names of the patrol services (for health checks).
+pub const SERVICE_NAMES: [&str; 6] = [
     "patrol.v1.UnitService",
     "patrol.v1.CameraService",
     "patrol.v1.IncidentService",
     "patrol.v1.TrackService",
+    "patrol.v1.ZoneService",
     "patrol.v1.CommandRoom",
 ];
 
@@ -120,6 +121,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     } else {
         Hub::in_memory(config, core)
     };
+    if !hub.config.zone_file.as_os_str().is_empty() {
+        let put = hub.load_zone_file(&hub.config.zone_file).await?;
+        tracing::info!(put, file = %hub.config.zone_file.display(), "zones loaded");
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICE_NAMES {
@@ -160,6 +165,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )
         .add_service(
             pb::track_service_server::TrackServiceServer::new(TrackApi::new(hub.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::zone_service_server::ZoneServiceServer::new(ZoneApi::new(hub.clone()))
                 .max_decoding_message_size(max_message),
         )
         .add_service(

@@ -12,6 +12,7 @@ use pb::command_room_client::CommandRoomClient;
 use pb::incident_service_client::IncidentServiceClient;
 use pb::track_service_client::TrackServiceClient;
 use pb::unit_service_client::UnitServiceClient;
+use pb::zone_service_client::ZoneServiceClient;
 use tonic::transport::Channel;
 
 /// A config for tests: ephemeral ports, a fast position interval.
@@ -38,6 +39,7 @@ pub struct TestNode {
     pub incidents: IncidentServiceClient<Channel>,
     pub room: CommandRoomClient<Channel>,
     pub tracks: TrackServiceClient<Channel>,
+    pub zones: ZoneServiceClient<Channel>,
     pub channel: Channel,
 }
 
@@ -55,6 +57,7 @@ impl TestNode {
             incidents: c.incidents,
             room: c.room,
             tracks: c.tracks,
+            zones: c.zones,
             channel: c.channel,
             server,
         }
@@ -155,6 +158,8 @@ pub async fn read_snapshot(
                 merged.units.extend(chunk.units);
                 merged.cameras.extend(chunk.cameras);
                 merged.incidents.extend(chunk.incidents);
+                merged.tracks.extend(chunk.tracks);
+                merged.zones.extend(chunk.zones);
             }
             pb::watch_event::Kind::SnapshotEnd(end) => return (merged, end),
             other => panic!("expected snapshot, got {other:?}"),
@@ -180,6 +185,7 @@ pub struct Clients {
     pub incidents: IncidentServiceClient<Channel>,
     pub room: CommandRoomClient<Channel>,
     pub tracks: TrackServiceClient<Channel>,
+    pub zones: ZoneServiceClient<Channel>,
     pub channel: Channel,
 }
 
@@ -196,6 +202,7 @@ impl Clients {
             incidents: IncidentServiceClient::new(channel.clone()),
             room: CommandRoomClient::new(channel.clone()),
             tracks: TrackServiceClient::new(channel.clone()),
+            zones: ZoneServiceClient::new(channel.clone()),
             channel,
         }
     }

@@ -6,6 +6,7 @@
 use patrol_proto::v1::{
     Alert, Camera, DispatchOrder, Incident, IncidentStatus, PositionBatch, Resync, ResyncReason,
     SnapshotChunk, SnapshotEnd, Track, Unit, UnitAlert, UnitAlertKind, UnitKind, UnitStatus,
+    ZoneChange, ZoneChangeKind,
 };
 
 use crate::format::{metres, word_of};
@@ -127,6 +128,24 @@ pub(super) fn track(track: &Track) -> Told {
                 track.label,
                 track.sightings.len()
             )
+        },
+    )
+}
+
+pub(super) fn zone(change: &ZoneChange, call_sign: &str) -> Told {
+    let kind = word_of::<ZoneChangeKind>(change.kind);
+    let zone = &change.zone_id;
+    Told::both(
+        if change.unit_id.is_empty() {
+            format!("zone {zone} {kind}")
+        } else {
+            format!("zone {zone} {kind} unit={}", change.unit_id)
+        },
+        match ZoneChangeKind::try_from(change.kind) {
+            Ok(ZoneChangeKind::Entered) => format!("{call_sign} entered zone {zone}"),
+            Ok(ZoneChangeKind::Exited) => format!("{call_sign} left zone {zone}"),
+            Ok(ZoneChangeKind::Removed) => format!("zone {zone} removed"),
+            _ => format!("zone {zone} updated"),
         },
     )
 }

@@ -337,6 +337,7 @@ impl RoomState {
             Kind::Order(order) => describe::order(order, self.call_sign(&order.unit_id)),
             Kind::UnitAlert(alert) => describe::unit_alert(alert, self.call_sign(&alert.unit_id)),
             Kind::Track(track) => describe::track(track),
+            Kind::Zone(change) => describe::zone(change, self.call_sign(&change.unit_id)),
             Kind::Snapshot(_) | Kind::SnapshotEnd(_) | Kind::Resync(_) => Told {
                 log: "not a change".into(),
                 recent: None,

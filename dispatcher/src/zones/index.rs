@@ -134,13 +134,13 @@ impl ZoneIndex {
 }
 
 /// Whether the zone holds `at` (points on the boundary do not count).
-pub fn contains(zone: &Zone, at: LonLat) -> bool {
+pub(super) fn contains(zone: &Zone, at: LonLat) -> bool {
     zone.polygon.contains(&Point::new(at.lon, at.lat))
 }
 
 /// Metres from `at` to the zone's boundary: positive inside, negative
 /// outside. Planar, in an equirectangular projection around `at`.
-pub fn signed_distance_m(zone: &Zone, at: LonLat) -> f64 {
+pub(super) fn signed_distance_m(zone: &Zone, at: LonLat) -> f64 {
     let ky = m_per_deg();
     let kx = ky * at.lat.to_radians().cos();
     let mut best = f64::INFINITY;

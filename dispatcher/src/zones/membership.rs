@@ -64,17 +64,17 @@ pub(crate) struct Memberships {
 
 impl Memberships {
     /// One unit's zones.
-    pub fn get(&self, slot: u32) -> Option<&UnitZones> {
+    pub(crate) fn get(&self, slot: u32) -> Option<&UnitZones> {
         self.by_slot.get(&slot)
     }
 
     /// Every unit's zones (for checkpoints), by slot.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &UnitZones)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &UnitZones)> {
         self.by_slot.iter().map(|(s, z)| (*s, z))
     }
 
     /// Sets one unit's zones (checkpoint restore).
-    pub fn set(&mut self, slot: u32, zones: UnitZones) {
+    pub(crate) fn set(&mut self, slot: u32, zones: UnitZones) {
         if zones.is_empty() {
             self.by_slot.remove(&slot);
         } else {
@@ -83,7 +83,7 @@ impl Memberships {
     }
 
     /// Forgets a removed zone in every unit.
-    pub fn drop_zone(&mut self, zone_id: &str) {
+    pub(crate) fn drop_zone(&mut self, zone_id: &str) {
         // A zone put again after removal starts at version 1 again.
         self.slack.clear();
         self.by_slot.retain(|_, z| {
@@ -98,7 +98,7 @@ impl Memberships {
     /// nothing when there are no zones and the unit holds no state; else
     /// looks only at zones whose box widened by the larger margin holds the
     /// fix, and at the zones the unit is in or waiting on.
-    pub fn apply_fix(
+    pub(crate) fn apply_fix(
         &mut self,
         slot: u32,
         unit_id: &str,

@@ -45,7 +45,8 @@ pub enum ZoneKind {
 }
 
 /// A zone as the caller describes it (before the core stamps a version).
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized (for a command log) with its polygon as plain [`Rings`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZoneSpec {
     /// Caller-chosen id, e.g. "kallio".
     pub id: String,
@@ -54,7 +55,24 @@ pub struct ZoneSpec {
     /// Zone or segment.
     pub kind: ZoneKind,
     /// The area (x = longitude, y = latitude, degrees).
+    #[serde(with = "as_rings")]
     pub polygon: MultiPolygon<f64>,
+}
+
+/// Serde for a polygon as [`Rings`].
+mod as_rings {
+    use geo::MultiPolygon;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(p: &MultiPolygon<f64>, s: S) -> Result<S::Ok, S::Error> {
+        super::to_rings(p).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<MultiPolygon<f64>, D::Error> {
+        Ok(super::from_rings(&super::Rings::deserialize(d)?))
+    }
 }
 
 /// A zone held by the core.

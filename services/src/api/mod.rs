@@ -8,12 +8,14 @@ mod command_room;
 mod incidents;
 mod tracks;
 mod units;
+mod zones;
 
 pub use cameras::CameraApi;
 pub use command_room::CommandRoomApi;
 pub use incidents::IncidentApi;
 pub use tracks::TrackApi;
 pub use units::UnitApi;
+pub use zones::ZoneApi;
 
 use patrol_dispatcher::Actor;
 use tonic::Request;

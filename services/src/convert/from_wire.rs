@@ -427,3 +427,13 @@ pub fn unit_filter(req: &pb::ListUnitsRequest) -> Result<d::UnitFilter, ServerEr
         bbox: bbox("bbox", req.bbox.as_ref())?,
     })
 }
+
+/// A zone from its GeoJSON and the request's overrides.
+pub fn zone_spec(req: &pb::PutZoneRequest) -> Result<d::ZoneSpec, ServerError> {
+    if req.geojson.is_empty() {
+        return Err(ServerError::missing("geojson"));
+    }
+    let id = (!req.id.is_empty()).then_some(req.id.as_str());
+    let name = (!req.name.is_empty()).then_some(req.name.as_str());
+    Ok(d::ZoneSpec::from_geojson(&req.geojson, id, name)?)
+}

@@ -334,6 +334,7 @@ pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
         d::Event::OrderReleased(o) => Kind::Order(order(o, pb::OrderState::Released)),
         d::Event::UnitAlert(a) => Kind::UnitAlert(unit_alert(a)),
         d::Event::Track(t) => Kind::Track(track(t)),
+        d::Event::Zone(z) => Kind::Zone(zone_change(z)),
     }
 }
 
@@ -430,5 +431,54 @@ pub fn position((unit_id, f): (String, d::Fix)) -> pb::UnitPosition {
     pb::UnitPosition {
         unit_id,
         fix: Some(fix(&f)),
+    }
+}
+
+pub fn zone(z: &d::Zone) -> pb::Zone {
+    let ring = |r: &geo::LineString<f64>| pb::ZoneRing {
+        points: r
+            .0
+            .iter()
+            .map(|c| pb::LonLat { lon: c.x, lat: c.y })
+            .collect(),
+    };
+    let (kind, parent_id) = match &z.kind {
+        d::ZoneKind::Zone => (pb::ZoneKind::Zone, String::new()),
+        d::ZoneKind::Segment { parent } => {
+            (pb::ZoneKind::Segment, parent.clone().unwrap_or_default())
+        }
+    };
+    pb::Zone {
+        id: z.id.clone(),
+        name: z.name.clone(),
+        kind: kind as i32,
+        parent_id,
+        polygons: z
+            .polygon
+            .0
+            .iter()
+            .map(|p| pb::ZonePolygon {
+                exterior: Some(ring(p.exterior())),
+                holes: p.interiors().iter().map(ring).collect(),
+            })
+            .collect(),
+        version: z.version,
+        updated_unix_ms: z.updated,
+    }
+}
+
+pub fn zone_change(c: &d::ZoneChange) -> pb::ZoneChange {
+    let kind = match c.kind {
+        d::ZoneChangeKind::Entered => pb::ZoneChangeKind::Entered,
+        d::ZoneChangeKind::Exited => pb::ZoneChangeKind::Exited,
+        d::ZoneChangeKind::Put => pb::ZoneChangeKind::Put,
+        d::ZoneChangeKind::Removed => pb::ZoneChangeKind::Removed,
+    };
+    pb::ZoneChange {
+        kind: kind as i32,
+        zone_id: c.zone_id.clone(),
+        unit_id: c.unit_id.clone().unwrap_or_default(),
+        time_unix_ms: c.time,
+        zone: c.zone.as_ref().map(zone),
     }
 }

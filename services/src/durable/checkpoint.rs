@@ -273,9 +273,9 @@ impl ChangeSink for Checkpointer {
                             dirty.incidents.insert(id.clone());
                         }
                     }
-                    // Timers and tracks live in the checkpoint's meta,
-                    // written every time.
-                    Event::UnitAlert(_) | Event::Track(_) => {}
+                    // Timers, tracks and zones live in the checkpoint's
+                    // meta, written every time.
+                    Event::UnitAlert(_) | Event::Track(_) | Event::Zone(_) => {}
                 }
             }
         }

@@ -109,7 +109,8 @@ impl LoggedEvent {
             EventBody::Core(Event::Incident(i)) => Some(i.location),
             EventBody::Core(Event::Order(o) | Event::OrderReleased(o)) => Some(o.location),
             EventBody::Core(Event::Track(t)) => Some(t.last().at),
-            EventBody::Core(Event::UnitAlert(_)) | EventBody::Positions(_) => None,
+            // Zones and unit alerts go to every screen.
+            EventBody::Core(Event::UnitAlert(_) | Event::Zone(_)) | EventBody::Positions(_) => None,
         }
     }
 
@@ -140,6 +141,18 @@ impl LoggedEvent {
                 128 + o.description.len() + o.note.len() + o.route.len() * 20
             }
             EventBody::Core(Event::UnitAlert(a)) => 64 + a.unit_id.len() + a.message.len(),
+            EventBody::Core(Event::Zone(z)) => {
+                64 + z.zone_id.len()
+                    + z.zone.as_ref().map_or(0, |zone| {
+                        zone.name.len()
+                            + zone
+                                .polygon
+                                .0
+                                .iter()
+                                .map(|p| p.exterior().0.len() * 20)
+                                .sum::<usize>()
+                    })
+            }
             EventBody::Core(Event::Track(t)) => {
                 128 + t.label.len()
                     + t.sightings.len() * 64

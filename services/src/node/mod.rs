@@ -361,6 +361,18 @@ impl Applier<'_> {
                 .close_track(&track_id, &reason, &actor, time)
                 .map(|t| Outcome::Track(Box::new(t)))
                 .map_err(ServerError::from),
+            Command::PutZone(spec) => core
+                .put_zone(*spec, time)
+                .map(|z| Outcome::Zone(Box::new(z)))
+                .map_err(ServerError::from),
+            Command::RemoveZone { zone_id } => core
+                .remove_zone(&zone_id, time)
+                .map(|z| Outcome::Zone(Box::new(z)))
+                .map_err(ServerError::from),
+            Command::SetHomeZone { unit_id, zone_id } => core
+                .set_home_zone(&unit_id, zone_id.as_deref())
+                .map(|()| Outcome::Done)
+                .map_err(ServerError::from),
             Command::CameraHealth {
                 camera_ids,
                 time: seen,

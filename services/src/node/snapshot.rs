@@ -37,6 +37,8 @@ pub struct SharedSnapshot {
     pub cameras: Vec<(LonLat, pb::Camera)>,
     pub incidents: Vec<(LonLat, pb::Incident)>,
     pub tracks: Vec<(LonLat, pb::Track)>,
+    /// Every zone (sent whatever the box: there are few).
+    pub zones: Vec<pb::Zone>,
     built: Instant,
     /// The whole snapshot as stream events (chunks, then SnapshotEnd),
     /// encoded once for every subscriber without a box.
@@ -82,6 +84,7 @@ impl SharedSnapshot {
                 .iter()
                 .map(|t| (t.last().at, to_wire::track(t)))
                 .collect(),
+            zones: snapshot.zones.iter().map(to_wire::zone).collect(),
             built: Instant::now(),
             encoded: OnceLock::new(),
         }
@@ -159,6 +162,12 @@ impl SharedSnapshot {
         for part in tracks.chunks(SNAPSHOT_CHUNK) {
             out.push(event(Kind::Snapshot(pb::SnapshotChunk {
                 tracks: part.iter().map(|t| (*t).clone()).collect(),
+                ..Default::default()
+            })));
+        }
+        for part in self.zones.chunks(SNAPSHOT_CHUNK) {
+            out.push(event(Kind::Snapshot(pb::SnapshotChunk {
+                zones: part.to_vec(),
                 ..Default::default()
             })));
         }
