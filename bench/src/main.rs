@@ -123,6 +123,12 @@ struct Args {
     /// The OpenStreetMap extract for --helsinki [default data/helsinki.osm.pbf].
     #[arg(long, requires = "helsinki")]
     helsinki_map: Option<PathBuf>,
+    /// The spawned patrold routes over the --helsinki map (`map` in its
+    /// config): Recommend ranks by network ETA. Recommend's query points
+    /// are then placed where the units are (the centre's share on the
+    /// street network), not uniform over the region.
+    #[arg(long, requires = "helsinki")]
+    network: bool,
     /// Extra ingest runs as CLIENTSxBATCH pairs, both systems, at
     /// --sweep-units (default 1x100,4x100,16x100,1x1000,4x1000,16x1000; quick:
     /// none; "none" for none).
@@ -269,11 +275,13 @@ fn options(args: &Args) -> Result<Options> {
             config: args.patrold_config.clone(),
         },
     };
+    let map_path = args
+        .helsinki_map
+        .clone()
+        .unwrap_or_else(patrol_sim::default_map_path);
+    let network_map = args.network.then(|| map_path.clone());
     let centre = if args.helsinki {
-        let path = args
-            .helsinki_map
-            .clone()
-            .unwrap_or_else(patrol_sim::default_map_path);
+        let path = map_path.clone();
         let map = patrol_sim::osm::CityMap::load(&path)
             .with_context(|| format!("loading {}", path.display()))?;
         Centre::Network(Arc::new(map))
@@ -321,6 +329,7 @@ fn options(args: &Args) -> Result<Options> {
         dispatch_rounds: args.dispatch_rounds.unwrap_or(if q { 100 } else { 500 }),
         workdir,
         centre,
+        network_map,
         sweep,
         profile: args.profile.clone(),
         sweep_units: args.sweep_units,

@@ -32,13 +32,15 @@ pub enum ServerSource {
 }
 
 /// Settings written to the spawned server's config file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Watch coalescing interval, milliseconds.
     pub position_interval_ms: u64,
     /// Offline age, milliseconds: long, so that units registered early in a
     /// 1M-unit run are still available when it is queried.
     pub offline_after_ms: u64,
+    /// An OpenStreetMap extract to route over (`map`), if any.
+    pub map: Option<std::path::PathBuf>,
 }
 
 /// A running patrold.
@@ -84,8 +86,12 @@ fn default_log_filter() -> String {
 
 /// The config file for a spawned server.
 pub fn config_toml(s: &ServerSettings) -> String {
+    let map = match &s.map {
+        Some(path) => format!("map = {:?}\n\n", path.display().to_string()),
+        None => String::new(),
+    };
     format!(
-        "[watch]\nposition_interval_ms = {}\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n",
+        "{map}[watch]\nposition_interval_ms = {}\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n",
         s.position_interval_ms, s.offline_after_ms
     )
 }
@@ -434,6 +440,7 @@ mod tests {
         let toml = config_toml(&ServerSettings {
             position_interval_ms: 250,
             offline_after_ms: 3_600_000,
+            map: None,
         });
         assert!(toml.contains("[watch]\nposition_interval_ms = 250"));
         assert!(toml.contains("[units]\noffline_after_ms = 3600000"));

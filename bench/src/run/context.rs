@@ -17,7 +17,8 @@ pub(super) struct Context<'a> {
     pub city: City,
     /// Every unit's starting position (lon, lat): queries see the units there.
     pub home: Vec<(f64, f64)>,
-    /// Recommend query points, uniform over the region (lon, lat).
+    /// Recommend query points, uniform over the region (lon, lat); with
+    /// `--network` placed the way units are.
     pub points: Vec<(f64, f64)>,
     /// The unpaced ingest load.
     pub spec: IngestSpec,
@@ -28,7 +29,12 @@ pub(super) struct Context<'a> {
 impl<'a> Context<'a> {
     pub(super) fn new(opts: &'a Options, n: usize, report: &'a mut Report) -> Self {
         let city = opts.city(n);
-        let points = city.query_points(opts.queries);
+        // Routing over a map: incidents where the people are (on its streets).
+        let points = if opts.network_map.is_some() {
+            city.centre_weighted_points(opts.queries)
+        } else {
+            city.query_points(opts.queries)
+        };
         let home = city.positions();
         Self {
             opts,

@@ -43,6 +43,7 @@ fn server_settings(opts: &Options) -> ServerSettings {
     ServerSettings {
         position_interval_ms: opts.interval_ms,
         offline_after_ms: 24 * 3_600_000,
+        map: opts.network_map.clone(),
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Options {
     pub workdir: PathBuf,
     /// Where the dense centre's units start.
     pub centre: Centre,
+    /// The map the spawned patrold routes over (`--network`).
+    pub network_map: Option<PathBuf>,
     /// Extra ingest runs (clients, batch) at `sweep_units`, both systems.
     pub sweep: Vec<(usize, usize)>,
     pub sweep_units: usize,
