@@ -2,7 +2,7 @@
 //! lowercase words (`en_route`, `e_bike`), lists are comma-separated.
 
 use clap::{Args, Parser, Subcommand};
-use patrol_proto::v1::{BoundingBox, IncidentSource, IncidentStatus, UnitKind, UnitStatus};
+use patrol_proto::v1::{BoundingBox, IncidentSource, IncidentStatus, LonLat, UnitKind, UnitStatus};
 
 use crate::format::{parse_bbox, parse_word, word};
 
@@ -56,6 +56,10 @@ pub(crate) enum Command {
         /// Passed on to each unit with its order.
         #[arg(long, default_value = "")]
         note: String,
+        /// Send them to LON,LAT to intercept a followed suspect (from
+        /// `track intercepts`) instead of to the incident.
+        #[arg(long, value_name = "LON,LAT", value_parser = parse_lonlat, allow_hyphen_values = true)]
+        intercept_at: Option<LonLat>,
     },
     /// Close an incident, freeing its units.
     Close {
@@ -87,6 +91,30 @@ pub(crate) enum Command {
     Alert(AlertArgs),
     /// Follow the dispatch orders of one unit, as its terminal would.
     Orders { unit_id: String },
+    /// Follow a suspect from camera to camera: start, sight, show, list,
+    /// intercepts, close.
+    Track {
+        #[command(subcommand)]
+        command: crate::tracks::TrackCommand,
+    },
+    /// List the patrol zones.
+    Zones,
+}
+
+/// `24.94,60.17` as a point.
+pub(crate) fn parse_lonlat(text: &str) -> Result<LonLat, String> {
+    let (lon, lat) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?} is not LON,LAT"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{s:?} is not a number"))
+    };
+    Ok(LonLat {
+        lon: number(lon)?,
+        lat: number(lat)?,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +352,45 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn tracks_and_intercepts_parse() {
+        let cli = parse(&[
+            "dispatch",
+            "inc-1",
+            "foot-4",
+            "--intercept-at",
+            "24.95,-60.17",
+        ])
+        .unwrap();
+        let Command::Dispatch { intercept_at, .. } = cli.command else {
+            panic!("not dispatch")
+        };
+        assert_eq!(
+            intercept_at,
+            Some(LonLat {
+                lon: 24.95,
+                lat: -60.17
+            })
+        );
+        assert!(parse(&["dispatch", "inc-1", "u", "--intercept-at", "24.95"]).is_err());
+        assert!(
+            parse(&[
+                "track",
+                "start",
+                "--label",
+                "red jacket",
+                "--lon",
+                "24.9",
+                "--lat",
+                "60.1"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["track", "start", "--label", "x", "--lon", "24.9"]).is_err());
+        assert!(parse(&["track", "sight", "trk-1", "--camera", "cam-3"]).is_ok());
+        assert!(parse(&["track", "intercepts", "trk-1", "-k", "2"]).is_ok());
     }
 
     #[test]

@@ -58,13 +58,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             incident_id,
             unit_ids,
             note,
+            intercept_at,
         } => {
             let request = call(pb::DispatchRequest {
                 request_id: Default::default(),
                 incident_id,
                 unit_ids,
                 note,
-                intercept: Default::default(),
+                intercept: intercept_at,
             });
             let response = incidents().dispatch(request).await?.into_inner();
             if let Some(incident) = &response.incident {
@@ -100,6 +101,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Ping(args) => ping(units(), args).await,
         Command::Alert(args) => post_alert(CameraServiceClient::new(channel.clone()), args).await,
+        Command::Track { command } => crate::tracks::run(channel.clone(), command).await,
+        Command::Zones => crate::tracks::zones(channel.clone()).await,
     }
 }
 
@@ -149,7 +152,7 @@ pub(crate) fn describe_error(error: &anyhow::Error) -> String {
     }
 }
 
-fn call<T>(message: T) -> Request<T> {
+pub(crate) fn call<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.set_timeout(CALL_TIMEOUT);
     request

@@ -14,12 +14,14 @@
 //! - `watch`: the command room as `watch` sees it: the state built from
 //!   `WatchEvent`s (snapshots, gaps, resync, resume), how each event is told,
 //!   the plain-text view and its terminal framing; all pure.
+//! - `tracks`: `track ...` (a suspect followed from camera to camera) and `zones`.
 //! - `format`: enum words, bounding boxes, times, ages, tables.
 
 mod cli;
 mod commands;
 mod format;
 mod session;
+mod tracks;
 mod watch;
 
 use std::process::ExitCode;
