@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use patrol_proto::v1 as pb;
-use patrol_tests::{TestNode, haversine_m, next_event, now_ms, ping, read_snapshot, test_config};
+use patrol_tests::{TestNode, haversine_m, next_event, now_ms, ping, test_config};
 use pb::watch_event::Kind;
 use tonic::Code;
 
@@ -100,13 +100,7 @@ async fn a_followed_suspect_gets_handoffs_intercepts_and_a_unit_sent_ahead() {
             .await
             .unwrap();
     }
-    let mut room = node
-        .room
-        .watch(pb::WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    read_snapshot(&mut room).await;
+    let (mut room, _) = node.watch_all().await;
 
     // Seen first 150 m south-west of the centre, a minute ago; then at the
     // centre, now.

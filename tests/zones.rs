@@ -9,7 +9,7 @@ use std::time::Duration;
 use patrol_proto::v1 as pb;
 use patrol_services::Config;
 use patrol_tests::processes::RedisServer;
-use patrol_tests::{TestNode, next_event, now_ms, ping, read_snapshot, test_config};
+use patrol_tests::{TestNode, next_event, now_ms, ping, test_config};
 use pb::watch_event::Kind;
 use tonic::Code;
 
@@ -100,6 +100,16 @@ async fn walk(node: &mut TestNode, unit: &str, fixes: &[(i64, (f64, f64))]) {
     assert_eq!(reply.accepted as usize, fixes.len(), "{reply:?}");
 }
 
+/// ZonesAt for a unit: its zones and home zone.
+async fn zones_of(node: &mut TestNode, unit: &str) -> Result<pb::ZonesAtResponse, tonic::Status> {
+    node.zones
+        .zones_at(pb::ZonesAtRequest {
+            target: Some(pb::zones_at_request::Target::UnitId(unit.into())),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 fn zone_ids(zones: &[pb::Zone]) -> Vec<&str> {
     zones.iter().map(|z| z.id.as_str()).collect()
 }
@@ -108,13 +118,7 @@ fn zone_ids(zones: &[pb::Zone]) -> Vec<&str> {
 async fn units_enter_zones_after_the_dwell_without_flapping_and_home_units_are_preferred() {
     let dir = tempdir::Dir::new("zones");
     let mut node = TestNode::start_with(config_with_zones(&dir)).await;
-    let mut room = node
-        .room
-        .watch(pb::WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let (snapshot, _) = read_snapshot(&mut room).await;
+    let (mut room, snapshot) = node.watch_all().await;
     let mut in_snapshot = zone_ids(&snapshot.zones);
     in_snapshot.sort();
     assert_eq!(in_snapshot, ["centre", "centre-east"]);
@@ -187,14 +191,7 @@ async fn units_enter_zones_after_the_dwell_without_flapping_and_home_units_are_p
         .unwrap()
         .into_inner();
     assert_eq!(zone_ids(&here.zones), ["centre-east", "centre"]);
-    let unit_zones = node
-        .zones
-        .zones_at(pb::ZonesAtRequest {
-            target: Some(pb::zones_at_request::Target::UnitId("foot-1".into())),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unit_zones = zones_of(&mut node, "foot-1").await.unwrap();
     assert_eq!(zone_ids(&unit_zones.zones), ["centre"]);
 
     // car-near is 100 m from the target, car-home 300 m but of the zone.
@@ -365,16 +362,10 @@ async fn with_redis_every_node_and_a_restarted_one_holds_the_same_zones() {
         .unwrap();
     let mut seen = None;
     for _ in 0..100 {
-        let on_b = b
-            .zones
-            .zones_at(pb::ZonesAtRequest {
-                target: Some(pb::zones_at_request::Target::UnitId("car-1".into())),
-            })
-            .await;
-        if let Ok(reply) = on_b
-            && reply.get_ref().home_zone_id == "harbour"
+        if let Ok(reply) = zones_of(&mut b, "car-1").await
+            && reply.home_zone_id == "harbour"
         {
-            seen = Some(reply.into_inner());
+            seen = Some(reply);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -405,14 +396,7 @@ async fn with_redis_every_node_and_a_restarted_one_holds_the_same_zones() {
         .into_inner();
     assert_eq!(zone_ids(&on_c.zones), ["centre", "centre-east", "harbour"]);
     assert_eq!(version(&on_c, "centre"), Some(1), "{on_c:?}");
-    let home = c
-        .zones
-        .zones_at(pb::ZonesAtRequest {
-            target: Some(pb::zones_at_request::Target::UnitId("car-1".into())),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let home = zones_of(&mut c, "car-1").await.unwrap();
     assert_eq!(home.home_zone_id, "harbour");
     c.server.shutdown().await.unwrap();
 }

@@ -92,6 +92,18 @@ impl TestNode {
             .map(|r| r.into_inner())
     }
 
+    /// A whole-map Watch stream and its snapshot (read to its end).
+    pub async fn watch_all(&mut self) -> (tonic::Streaming<pb::WatchEvent>, pb::SnapshotChunk) {
+        let mut room = self
+            .room
+            .watch(pb::WatchRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        let (snapshot, _) = read_snapshot(&mut room).await;
+        (room, snapshot)
+    }
+
     pub async fn create_incident(&mut self, lon: f64, lat: f64) -> pb::Incident {
         create_incident(&mut self.incidents, lon, lat).await
     }
