@@ -715,6 +715,8 @@ async fn health_serves_and_reflection_lists_the_services() {
         "patrol.v1.CameraService",
         "patrol.v1.IncidentService",
         "patrol.v1.CommandRoom",
+        "patrol.v1.TrackService",
+        "patrol.v1.ZoneService",
         "grpc.health.v1.Health",
     ] {
         assert!(
