@@ -78,6 +78,18 @@ fn main() {
         graph.memory_bytes() as f64 / (1024.0 * 1024.0)
     );
     let network = Network::new(graph.clone(), NetworkSettings::default()).expect("a network");
+    for kind in [
+        UnitKind::Car,
+        UnitKind::Foot,
+        UnitKind::EBike,
+        UnitKind::Motorcycle,
+    ] {
+        println!(
+            "top speed bound {}: {:.1} m/s",
+            kind.as_str(),
+            network.max_speed_mps(&[kind])
+        );
+    }
     let mut core = Dispatcher::new(DispatcherConfig {
         network: Some(network),
         units: UnitIndexConfig {

@@ -19,7 +19,7 @@ use super::{ExclusionReason, MAX_EXCLUSIONS, MAX_K, UnitQuery, exclusion};
 use crate::Millis;
 use crate::geometry::{LonLat, arc_for_chord_m, chord_for_arc_m};
 use crate::network::{EtaMethod, Network};
-use crate::units::{Candidate, UnitIndex};
+use crate::units::{Candidate, UnitIndex, UnitKind};
 
 /// One ranked unit.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +70,17 @@ pub(crate) fn rank_by_eta(
     let k = query.k.clamp(1, MAX_K);
     let graph = network.graph();
     let vmax = network.max_speed_mps(&query.kinds);
+    // Each kind's own top speed: a candidate whose straight line at it is
+    // already no sooner than the k-th ETA is passed over without snapping
+    // it (snapping is most of a candidate's cost).
+    let kinds = [
+        UnitKind::Car,
+        UnitKind::Foot,
+        UnitKind::EBike,
+        UnitKind::Motorcycle,
+    ];
+    let vmax_of = kinds.map(|k| network.max_speed_mps(&[k]));
+    let vmax_kind = |kind: UnitKind| vmax_of[kinds.iter().position(|&k| k == kind).unwrap_or(0)];
     let xyz = target.to_xyz();
     let max_chord = query.max_distance_m.map(chord_for_arc_m);
     // Scratch labels live outside the searches that borrow them.
@@ -79,6 +90,8 @@ pub(crate) fn rank_by_eta(
         let mut slots = scratches.iter_mut();
         let mut toward: Vec<(Metric, Toward<'_>, Option<&mut SearchScratch>)> = Vec::new();
         let mut picks: Vec<EtaPick> = Vec::with_capacity(k + 1);
+        let mut snaps = index.snaps().lock();
+        let registered = index.registered();
         let mut passed_over: Vec<EtaPick> = Vec::new();
         for Candidate {
             slot,
@@ -114,6 +127,18 @@ pub(crate) fn rank_by_eta(
             } else {
                 f64::INFINITY
             };
+            if straight_m / vmax_kind(kind) >= limit {
+                passed_over.push(EtaPick {
+                    slot,
+                    straight_m,
+                    eta_s: f64::INFINITY,
+                    route_m: None,
+                    method: EtaMethod::Network,
+                    note: None,
+                    route: Vec::new(),
+                });
+                continue;
+            }
             let metric = network.metric(kind, query.priority);
             let off_speed = network.settings().off_network_speed_mps.of(kind);
             // This metric's search towards the target, started on first use.
@@ -149,42 +174,46 @@ pub(crate) fn rank_by_eta(
             let pick = match &mut toward[at].1 {
                 Toward::NotYet => unreachable!("started above"),
                 Toward::OffNetwork => straight("the target is off the network"),
-                Toward::Search(search, target_snap) => match network.snap(fix.at, metric) {
-                    None => straight("the unit is off the network"),
-                    Some(from) => {
-                        let legs_m = from.distance_m + target_snap.distance_m;
-                        let legs_s = legs_m / off_speed;
-                        match search.eta_from_within(&from, limit - legs_s) {
-                            Some(eta) => EtaPick {
-                                slot,
-                                straight_m,
-                                eta_s: eta.seconds + legs_s,
-                                route_m: Some(eta.metres + legs_m),
-                                method: EtaMethod::Network,
-                                note: None,
-                                route: if query.include_routes {
-                                    route_of(search, &from, fix.at, target)
-                                } else {
-                                    Vec::new()
-                                },
-                            },
-                            // Slower than the k-th (or no route at all).
-                            None if limit.is_finite() => {
-                                passed_over.push(EtaPick {
+                Toward::Search(search, target_snap) => {
+                    match snaps.get_or(slot, metric, fix.at, registered, || {
+                        network.snap(fix.at, metric)
+                    }) {
+                        None => straight("the unit is off the network"),
+                        Some(from) => {
+                            let legs_m = from.distance_m + target_snap.distance_m;
+                            let legs_s = legs_m / off_speed;
+                            match search.eta_from_within(&from, limit - legs_s) {
+                                Some(eta) => EtaPick {
                                     slot,
                                     straight_m,
-                                    eta_s: f64::INFINITY,
-                                    route_m: None,
+                                    eta_s: eta.seconds + legs_s,
+                                    route_m: Some(eta.metres + legs_m),
                                     method: EtaMethod::Network,
                                     note: None,
-                                    route: Vec::new(),
-                                });
-                                continue;
+                                    route: if query.include_routes {
+                                        route_of(search, &from, fix.at, target)
+                                    } else {
+                                        Vec::new()
+                                    },
+                                },
+                                // Slower than the k-th (or no route at all).
+                                None if limit.is_finite() => {
+                                    passed_over.push(EtaPick {
+                                        slot,
+                                        straight_m,
+                                        eta_s: f64::INFINITY,
+                                        route_m: None,
+                                        method: EtaMethod::Network,
+                                        note: None,
+                                        route: Vec::new(),
+                                    });
+                                    continue;
+                                }
+                                None => straight("no route joins the unit and the target"),
                             }
-                            None => straight("no route joins the unit and the target"),
                         }
                     }
-                },
+                }
             };
             let at = picks.partition_point(|p| (p.eta_s, p.slot) < (pick.eta_s, pick.slot));
             if at < k {

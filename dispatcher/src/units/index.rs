@@ -55,8 +55,9 @@ pub struct IndexMemory {
     pub name_garbage: usize,
     /// The spatial index: cells, their member lists, the key map, the R-tree.
     pub grid_cells: usize,
-    /// Capability tags, the list of units moved since the last take, and
-    /// the position trust rules' memory.
+    /// Capability tags, the list of units moved since the last take, the
+    /// position trust rules' memory and the network snaps remembered by
+    /// queries.
     pub other: usize,
 }
 
@@ -91,6 +92,8 @@ pub struct UnitIndex {
     moved: Vec<u32>,
     /// The position trust rules' memory, for the units that have any.
     trust: hashbrown::HashMap<u32, TrustState>,
+    /// Units' fixes snapped to the street network by earlier queries.
+    snaps: super::snaps::SnapMemory,
 }
 
 impl UnitIndex {
@@ -106,6 +109,7 @@ impl UnitIndex {
             grid: CellGrid::new(config.cell_size_m),
             moved: Vec::new(),
             trust: hashbrown::HashMap::new(),
+            snaps: Default::default(),
         }
     }
 
@@ -167,8 +171,19 @@ impl UnitIndex {
             other: self.capability_names.capacity() * size_of::<Box<str>>()
                 + self.capability_names.iter().map(|c| c.len()).sum::<usize>()
                 + self.moved.capacity() * size_of::<u32>()
-                + hash_table_bytes(self.trust.capacity(), size_of::<(u32, TrustState)>()),
+                + hash_table_bytes(self.trust.capacity(), size_of::<(u32, TrustState)>())
+                + self.snaps.bytes(),
         }
+    }
+
+    /// Units' network snaps remembered between queries (see `snaps`).
+    pub(crate) fn snaps(&self) -> &super::snaps::SnapMemory {
+        &self.snaps
+    }
+
+    /// How many units are registered.
+    pub(crate) fn registered(&self) -> usize {
+        self.records.len()
     }
 
     /// The unit's id.

@@ -19,6 +19,7 @@ pub const MAX_CALL_SIGN_LEN: usize = 64;
 pub const MAX_CAPABILITIES: usize = 64;
 
 mod index;
+mod snaps;
 mod store;
 
 pub(crate) use index::Candidate;
