@@ -245,9 +245,18 @@ impl Bridge {
     }
 }
 
+/// Where the broker is, from `frigate.mqtt_url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    /// User and password, if the URL has them.
+    pub credentials: Option<(String, String)>,
+}
+
 /// The broker's host, port (1883 unless given) and credentials from
 /// `mqtt://[user[:password]@]host[:port]` (or `tcp://`).
-pub fn broker_address(url: &str) -> Result<(String, u16, Option<(String, String)>), String> {
+pub fn broker_address(url: &str) -> Result<Broker, String> {
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
@@ -282,15 +291,22 @@ pub fn broker_address(url: &str) -> Result<(String, u16, Option<(String, String)
     if host.is_empty() || host.contains('/') {
         return Err(format!("{url:?}: no host"));
     }
-    Ok((host.to_string(), port, credentials))
+    Ok(Broker {
+        host: host.to_string(),
+        port,
+        credentials,
+    })
 }
 
 /// Starts the bridge for `hub.config.frigate` (which must be enabled). The
 /// task runs until aborted (server shutdown aborts it).
 pub fn spawn(hub: Arc<Hub>) -> anyhow::Result<JoinHandle<()>> {
     let config = hub.config.frigate.clone();
-    let (host, port, credentials) =
-        broker_address(&config.mqtt_url).map_err(|e| anyhow::anyhow!("frigate.mqtt_url: {e}"))?;
+    let Broker {
+        host,
+        port,
+        credentials,
+    } = broker_address(&config.mqtt_url).map_err(|e| anyhow::anyhow!("frigate.mqtt_url: {e}"))?;
     let client_id = if config.client_id.is_empty() {
         let name: String = hub
             .name()
@@ -583,21 +599,26 @@ mod tests {
 
     #[test]
     fn broker_urls() {
+        let broker = |host: &str, port, credentials: Option<(&str, &str)>| Broker {
+            host: host.into(),
+            port,
+            credentials: credentials.map(|(u, p)| (u.into(), p.into())),
+        };
         assert_eq!(
             broker_address("mqtt://broker").unwrap(),
-            ("broker".into(), 1883, None)
+            broker("broker", 1883, None)
         );
         assert_eq!(
             broker_address("mqtt://u:p@10.0.0.2:1884/").unwrap(),
-            ("10.0.0.2".into(), 1884, Some(("u".into(), "p".into())))
+            broker("10.0.0.2", 1884, Some(("u", "p")))
         );
         assert_eq!(
             broker_address("tcp://[::1]:1885").unwrap(),
-            ("::1".into(), 1885, None)
+            broker("::1", 1885, None)
         );
         assert_eq!(
             broker_address("mqtt://[::1]").unwrap(),
-            ("::1".into(), 1883, None)
+            broker("::1", 1883, None)
         );
         assert!(broker_address("mqtts://broker").is_err());
         assert!(broker_address("mqtt://broker:x").is_err());
