@@ -250,6 +250,7 @@ async fn a_retried_call_with_the_same_request_id_changes_nothing_twice() {
         confidence: 0.9,
         snapshot_uri: String::new(),
         request_id: "frigate-abc".into(),
+        object_id: String::new(),
     };
     let a = node
         .cameras

@@ -636,6 +636,7 @@ async fn camera_alerts_open_incidents_that_can_be_dispatched() {
             confidence: 0.93,
             snapshot_uri: "https://nvr.example/1.jpg".into(),
             time_unix_ms: 0,
+            object_id: String::new(),
         })
         .await
         .unwrap()

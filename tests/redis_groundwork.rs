@@ -125,6 +125,7 @@ async fn invalid_alerts_and_dispatches_never_reach_the_log() {
         confidence: 0.9,
         snapshot_uri: String::new(),
         request_id: String::new(),
+        object_id: String::new(),
     };
     let bad_alerts = [
         pb::PostAlertRequest {

@@ -373,6 +373,7 @@ async fn ping(mut client: UnitServiceClient<Channel>, args: PingArgs) -> Result<
 async fn post_alert(mut client: CameraServiceClient<Channel>, args: AlertArgs) -> Result<()> {
     let request = call(pb::PostAlertRequest {
         request_id: Default::default(),
+        object_id: Default::default(),
         camera_id: args.camera_id,
         time_unix_ms: args.time_ms.unwrap_or(0),
         label: args.label,

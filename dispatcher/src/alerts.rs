@@ -7,8 +7,15 @@
 //! sixty. `AlertJoins` remembers which incident each (camera, label) opened.
 //! [`Dispatcher::post_alert`](crate::Dispatcher::post_alert) is the door that
 //! applies the decision.
+//!
+//! An alert may also name the tracked object it is about (`object_id`, e.g. a
+//! Frigate event id). Repeated alerts of the same object on the same camera
+//! within [`AlertPolicy::object_window_ms`] of its previous alert join the
+//! incident its first alerts opened or joined, whatever their label, and
+//! never open a second one. `AlertObjects` remembers those objects, at most
+//! [`AlertPolicy::max_objects`] of them (the longest unseen go first).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::Millis;
 use crate::cameras::Camera;
@@ -21,6 +28,10 @@ use crate::incidents::validate_request_id;
 pub const MAX_LABEL_LEN: usize = 64;
 /// Longest accepted snapshot link, in bytes.
 pub const MAX_SNAPSHOT_URI_LEN: usize = 4096;
+/// Default [`AlertPolicy::object_window_ms`]: ten minutes.
+pub const DEFAULT_OBJECT_WINDOW_MS: Millis = 10 * 60 * 1000;
+/// Default [`AlertPolicy::max_objects`].
+pub const DEFAULT_MAX_OBJECTS: usize = 10_000;
 
 /// An event from a camera system (video analytics), as recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +52,10 @@ pub struct Alert {
     pub location: LonLat,
     /// The incident it opened or joined, if the policy made it one.
     pub incident_id: Option<String>,
+    /// The tracked object the analytics say it is about (e.g. a Frigate
+    /// event id), if any. Absent in entries of older builds.
+    #[serde(default)]
+    pub object_id: Option<String>,
 }
 
 /// An alert as posted.
@@ -60,6 +75,12 @@ pub struct NewAlert {
     /// first outcome instead of recording the alert twice.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The tracked object this alert is about (e.g. a Frigate event id): a
+    /// later alert of the same object on the same camera, within the
+    /// policy's object window, joins the incident this one opened or joined
+    /// instead of opening another. Absent in entries of older builds.
+    #[serde(default)]
+    pub object_id: Option<String>,
 }
 
 /// What happened to a posted alert.
@@ -90,6 +111,13 @@ pub struct AlertPolicy {
     pub min_confidence: f32,
     /// One rule per label.
     pub rules: Vec<AlertRule>,
+    /// How long after an object's last alert (by the core's `now`, ms) a
+    /// further alert of the same object on the same camera still joins its
+    /// incident. Default ten minutes.
+    pub object_window_ms: Millis,
+    /// At most this many objects are remembered; the longest unseen go
+    /// first.
+    pub max_objects: usize,
 }
 
 impl Default for AlertPolicy {
@@ -111,6 +139,8 @@ impl Default for AlertPolicy {
                 rule("fire", "fire", 1),
                 rule("loitering", "suspicious_person", 4),
             ],
+            object_window_ms: DEFAULT_OBJECT_WINDOW_MS,
+            max_objects: DEFAULT_MAX_OBJECTS,
         }
     }
 }
@@ -152,20 +182,29 @@ impl NewAlert {
                 "must be a positive time, not in the future",
             ));
         }
+        if let Some(object_id) = &self.object_id {
+            validate_id("object_id", object_id)?;
+        }
         validate_request_id(&self.request_id)
     }
 
     /// The request's content as `actor` sent it, for recognising retries.
     /// A missing time stays missing: a retry means "now" again.
     pub(crate) fn fingerprint(&self, actor: &crate::Actor) -> u64 {
-        Fingerprint::of("post_alert")
+        let fingerprint = Fingerprint::of("post_alert")
             .str(&actor.identity)
             .str(&self.camera_id)
             .opt(self.time, Fingerprint::i64)
             .str(&self.label)
             .f32(self.confidence)
-            .str(&self.snapshot_uri)
-            .finish()
+            .str(&self.snapshot_uri);
+        // Only when present, so requests without one keep the fingerprint of
+        // older builds (request logs in checkpoints stay valid).
+        match &self.object_id {
+            Some(object_id) => fingerprint.str("object_id").str(object_id),
+            None => fingerprint,
+        }
+        .finish()
     }
 
     /// When the alert happened: its own time, or `now` when it has none.
@@ -260,6 +299,107 @@ impl AlertJoins {
     }
 }
 
+/// One remembered object, as a checkpoint holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertObjectRecord {
+    /// The camera that saw it.
+    pub camera_id: String,
+    /// The analytics' object id.
+    pub object_id: String,
+    /// The incident its alerts joined or opened, if any did.
+    pub incident_id: Option<String>,
+    /// The core's `now` at its latest alert, Unix ms.
+    pub last_seen: Millis,
+}
+
+/// Objects seen lately, by (camera id, object id): the incident their alerts
+/// go to and when they were last seen. Bounded; ordered by last sighting
+/// (then ids) so eviction is the same on every node.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AlertObjects {
+    objects: HashMap<(String, String), (Option<String>, Millis)>,
+    by_age: BTreeSet<(Millis, String, String)>,
+}
+
+impl AlertObjects {
+    /// The object's remembered incident (`Some(None)`: seen, but none
+    /// yet), when its last alert is at most `window_ms` before `now`.
+    pub(crate) fn get(
+        &self,
+        camera_id: &str,
+        object_id: &str,
+        now: Millis,
+        window_ms: Millis,
+    ) -> Option<Option<&str>> {
+        let (incident, last_seen) = self
+            .objects
+            .get(&(camera_id.to_string(), object_id.to_string()))?;
+        (now.saturating_sub(*last_seen) <= window_ms).then_some(incident.as_deref())
+    }
+
+    /// The object was seen at `now`, its alerts going to `incident_id`. Then
+    /// forgets objects unseen for longer than `window_ms` and, beyond
+    /// `max_objects`, the longest unseen.
+    pub(crate) fn seen(
+        &mut self,
+        camera_id: &str,
+        object_id: &str,
+        incident_id: Option<String>,
+        now: Millis,
+        window_ms: Millis,
+        max_objects: usize,
+    ) {
+        let key = (camera_id.to_string(), object_id.to_string());
+        if let Some((_, last_seen)) = self.objects.get(&key) {
+            self.by_age
+                .remove(&(*last_seen, key.0.clone(), key.1.clone()));
+        }
+        self.by_age.insert((now, key.0.clone(), key.1.clone()));
+        self.objects.insert(key, (incident_id, now));
+        while let Some((last_seen, camera, object)) = self.by_age.first().cloned() {
+            let expired = now.saturating_sub(last_seen) > window_ms;
+            if !expired && self.objects.len() <= max_objects.max(1) {
+                break;
+            }
+            self.by_age.pop_first();
+            self.objects.remove(&(camera, object));
+        }
+    }
+
+    /// How many objects are remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Every remembered object, oldest sighting first.
+    pub(crate) fn to_records(&self) -> Vec<AlertObjectRecord> {
+        self.by_age
+            .iter()
+            .map(|(last_seen, camera, object)| AlertObjectRecord {
+                camera_id: camera.clone(),
+                object_id: object.clone(),
+                incident_id: self.objects[&(camera.clone(), object.clone())].0.clone(),
+                last_seen: *last_seen,
+            })
+            .collect()
+    }
+
+    /// Rebuilds the table from [`AlertObjects::to_records`].
+    pub(crate) fn from_records(records: Vec<AlertObjectRecord>) -> Self {
+        let mut objects = Self::default();
+        for r in records {
+            objects
+                .by_age
+                .insert((r.last_seen, r.camera_id.clone(), r.object_id.clone()));
+            objects
+                .objects
+                .insert((r.camera_id, r.object_id), (r.incident_id, r.last_seen));
+        }
+        objects
+    }
+}
+
 /// The description of an incident an alert (`label`, `confidence`) opens.
 pub(crate) fn incident_description(label: &str, confidence: f32, camera: &Camera) -> String {
     format!(
@@ -326,7 +466,34 @@ mod tests {
             confidence: 0.9,
             snapshot_uri: String::new(),
             request_id: None,
+            object_id: None,
         }
+    }
+
+    #[test]
+    fn objects_expire_and_the_longest_unseen_go_first() {
+        let mut objects = AlertObjects::default();
+        objects.seen("cam-1", "a", Some("inc-1".into()), 1_000, 100, 2);
+        assert_eq!(objects.get("cam-1", "a", 1_100, 100), Some(Some("inc-1")));
+        assert_eq!(objects.get("cam-1", "a", 1_101, 100), None);
+        assert_eq!(objects.get("cam-2", "a", 1_000, 100), None);
+        objects.seen("cam-1", "b", None, 1_050, 100, 2);
+        assert_eq!(objects.get("cam-1", "b", 1_050, 100), Some(None));
+        // a third object pushes out the longest unseen ("a")
+        objects.seen("cam-1", "c", None, 1_060, 100, 2);
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects.get("cam-1", "a", 1_060, 100), None);
+        // seeing "b" again moves it to the back: "c" goes next
+        objects.seen("cam-1", "b", Some("inc-2".into()), 1_070, 100, 2);
+        objects.seen("cam-1", "d", None, 1_080, 100, 2);
+        assert_eq!(objects.get("cam-1", "b", 1_080, 100), Some(Some("inc-2")));
+        assert_eq!(objects.get("cam-1", "c", 1_080, 100), None);
+        // expired ones are dropped when anything is seen
+        objects.seen("cam-9", "z", None, 5_000, 100, 2);
+        assert_eq!(objects.len(), 1);
+        let records = objects.to_records();
+        let back = AlertObjects::from_records(records.clone());
+        assert_eq!(back.to_records(), records);
     }
 
     #[test]
@@ -385,6 +552,13 @@ mod tests {
                 ..new_alert()
             }),
             "snapshot_uri"
+        );
+        assert_eq!(
+            field(NewAlert {
+                object_id: Some(String::new()),
+                ..new_alert()
+            }),
+            "object_id"
         );
         assert_eq!(
             field(NewAlert {

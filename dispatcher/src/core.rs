@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::Millis;
 use crate::actor::Actor;
 use crate::alerts::{
-    Alert, AlertDisposition, AlertJoins, AlertOutcome, AlertPolicy, NewAlert, incident_description,
-    joined_detail,
+    Alert, AlertDisposition, AlertJoins, AlertObjects, AlertOutcome, AlertPolicy, NewAlert,
+    incident_description, joined_detail,
 };
 use crate::cameras::{
     Aim, Camera, CameraAim, CameraConfig, CameraIndex, CameraSight, PathSight, PtzPose,
@@ -189,6 +189,9 @@ pub struct Dispatcher {
     incident_slots: HashMap<String, usize>,
     /// Open incidents raised by a camera for a label: later alerts join them.
     alert_joins: AlertJoins,
+    /// Objects seen lately by a camera: their later alerts join the same
+    /// incident.
+    alert_objects: AlertObjects,
     /// Request ids already applied, for answering retries.
     requests: RequestLog,
     next_alert: u64,
@@ -214,6 +217,7 @@ impl Dispatcher {
             incidents: Vec::new(),
             incident_slots: HashMap::new(),
             alert_joins: AlertJoins::default(),
+            alert_objects: AlertObjects::default(),
             requests: RequestLog::new(config.request_ttl_ms, config.max_requests),
             next_alert: 1,
             next_incident: 1,
@@ -631,6 +635,11 @@ impl Dispatcher {
 
     /// Records an alert; by the alert policy it may open an incident at the
     /// camera or join the open one the same camera raised for the same label.
+    /// An alert naming an object (`new.object_id`) that the same camera
+    /// alerted on within the policy's object window joins the incident that
+    /// object's alerts went to, whatever its label or confidence; if that
+    /// incident is no longer open the alert is only recorded (an object never
+    /// opens a second incident while it is remembered).
     /// `new.request_id` makes a retry return the first outcome.
     pub fn post_alert(
         &mut self,
@@ -648,17 +657,26 @@ impl Dispatcher {
         let time = new.time_at(now);
         let camera = self.camera(&new.camera_id)?.clone();
         let (incidents, slots) = (&self.incidents, &self.incident_slots);
-        let disposition = self.alert_joins.decide(
-            &self.config.alerts,
-            &camera.id,
-            &new.label,
-            new.confidence,
-            |iid| {
-                slots
-                    .get(iid)
-                    .is_some_and(|&s| incidents[s].status.accepts_units())
-            },
-        );
+        let is_open = |iid: &str| {
+            slots
+                .get(iid)
+                .is_some_and(|&s| incidents[s].status.accepts_units())
+        };
+        let policy = &self.config.alerts;
+        let object_incident = new.object_id.as_deref().and_then(|object| {
+            self.alert_objects
+                .get(&camera.id, object, now, policy.object_window_ms)
+                .flatten()
+        });
+        let disposition = match object_incident {
+            Some(iid) if is_open(iid) => AlertDisposition::Join(iid.to_string()),
+            Some(_) => AlertDisposition::RecordOnly,
+            None => {
+                self.alert_joins
+                    .decide(policy, &camera.id, &new.label, new.confidence, is_open)
+            }
+        };
+        let object_incident = object_incident.map(str::to_string);
         // Everything that can refuse happens before anything changes: a rule
         // from the configuration may name an incident type the core refuses.
         let opened = match &disposition {
@@ -687,6 +705,7 @@ impl Dispatcher {
             snapshot_uri: new.snapshot_uri,
             location: camera.at,
             incident_id: None,
+            object_id: new.object_id,
         };
         let mut incident_created = false;
         let islot = match (disposition, opened) {
@@ -710,6 +729,17 @@ impl Dispatcher {
             _ => None,
         };
         alert.incident_id = islot.map(|s| self.incidents[s].id.clone());
+        if let Some(object) = &alert.object_id {
+            let policy = &self.config.alerts;
+            self.alert_objects.seen(
+                &camera.id,
+                object,
+                alert.incident_id.clone().or(object_incident),
+                now,
+                policy.object_window_ms,
+                policy.max_objects,
+            );
+        }
         self.outbox.push(Event::Alert(alert.clone()));
         if let Some(islot) = islot {
             self.outbox
@@ -1175,6 +1205,10 @@ impl Dispatcher {
         &self.alert_joins
     }
 
+    pub(crate) fn alert_objects(&self) -> &AlertObjects {
+        &self.alert_objects
+    }
+
     pub(crate) fn request_log(&self) -> &RequestLog {
         &self.requests
     }
@@ -1205,6 +1239,7 @@ impl Dispatcher {
             .collect();
         self.incidents = incidents;
         self.alert_joins = AlertJoins::from_records(meta.alert_incidents);
+        self.alert_objects = AlertObjects::from_records(meta.alert_objects);
         self.requests = RequestLog::from_records(
             meta.requests,
             self.config.request_ttl_ms,

@@ -63,7 +63,7 @@ pub mod zones;
 pub type Millis = i64;
 
 pub use crate::actor::Actor;
-pub use crate::alerts::{Alert, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
+pub use crate::alerts::{Alert, AlertObjectRecord, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
 pub use crate::cameras::{
     Aim, Camera, CameraAim, CameraConfig, CameraIndex, CameraIndexMemory, CameraSight, OnvifPose,
     PathSight, Ptz, PtzPose, Turn,

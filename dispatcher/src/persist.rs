@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::AlertObjectRecord;
 use crate::cameras::{Camera, CameraIndex};
 use crate::core::{Dispatcher, DispatcherConfig};
 use crate::core::{Follow, StatusTimer};
@@ -82,6 +83,10 @@ pub struct CoreMeta {
     /// (camera id, label, incident id): open incidents later alerts join,
     /// sorted.
     pub alert_incidents: Vec<(String, String, String)>,
+    /// Objects seen lately by a camera and the incident their alerts go to,
+    /// longest unseen first. Absent in checkpoints of older builds.
+    #[serde(default)]
+    pub alert_objects: Vec<AlertObjectRecord>,
     /// Capability tags in the order they were learnt (bit i is tag i).
     pub capability_names: Vec<String>,
     /// Request ids already applied, oldest first, so a rebuilt node still
@@ -185,6 +190,7 @@ impl Dispatcher {
             next_incident,
             next_order,
             alert_incidents,
+            alert_objects: self.alert_objects().to_records(),
             capability_names: self.units().capability_names(),
             requests: self.request_log().to_records(),
             timers: self.export_timers(),

@@ -268,6 +268,7 @@ fn camera_alerts_open_and_join_incidents() {
         confidence,
         snapshot_uri: "https://nvr.local/snap/1.jpg".into(),
         request_id: None,
+        object_id: None,
     };
     let low = d.post_alert(alert("fight", 0.3), &op(), NOW).unwrap();
     assert_eq!(low.alert.incident_id, None);
@@ -366,6 +367,7 @@ fn a_refused_alert_changes_nothing() {
         confidence: 0.9,
         snapshot_uri: String::new(),
         request_id: None,
+        object_id: None,
     };
     let err = d.post_alert(alert(&d.config().alerts.rules[0].label.clone()), &op(), NOW);
     assert!(
@@ -401,6 +403,7 @@ fn commands_round_trip_through_json() {
         confidence: 0.7,
         snapshot_uri: "https://nvr.local/1.jpg".into(),
         request_id: None,
+        object_id: None,
     });
     round_trip(&NewIncident {
         kind: "theft".into(),

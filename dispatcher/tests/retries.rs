@@ -84,6 +84,7 @@ fn fight(request_id: &str) -> NewAlert {
         confidence: 0.9,
         snapshot_uri: String::new(),
         request_id: Some(request_id.into()),
+        object_id: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! Layered: TOML file < environment (`PATROL_*`) < command-line flags; the
 //! binary does the layering (`bin/patrold.rs`), tests build a `Config` in code.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +70,9 @@ pub struct Config {
     pub requests: RequestsConfig,
     /// How long shutdown waits for streams and calls to finish, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// The Frigate NVR bridge (MQTT `frigate/events` to alerts); off unless
+    /// `mqtt_url` is set.
+    pub frigate: FrigateConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -187,6 +191,48 @@ pub struct RedisConfig {
 pub struct AlertsConfig {
     /// Alerts below this confidence never open an incident.
     pub min_confidence: f32,
+    /// A repeated alert of the same object (`object_id`) on the same camera
+    /// within this long of its previous one joins the incident the object's
+    /// alerts went to, whatever its label, milliseconds.
+    pub object_window_ms: i64,
+    /// At most this many objects are remembered (the longest unseen are
+    /// forgotten first).
+    pub max_objects: usize,
+}
+
+/// The Frigate bridge: subscribes to Frigate's MQTT events and posts one
+/// alert per tracked object that reaches `min_score` on a mapped camera.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrigateConfig {
+    /// `mqtt://[user[:password]@]host[:port]` of the broker Frigate
+    /// publishes to (port 1883 by default; no TLS). Empty: no bridge.
+    pub mqtt_url: String,
+    /// The topic Frigate publishes events on.
+    pub topic: String,
+    /// The MQTT client id; empty: `patrold-<node name>`. Each node needs its
+    /// own (a broker drops the older of two connections with the same id).
+    pub client_id: String,
+    /// Frigate camera name -> registered patrol camera id. Events of cameras
+    /// not listed are only counted.
+    pub cameras: BTreeMap<String, String>,
+    /// An object becomes an alert once its score (`top_score`, or `score`)
+    /// reaches this, 0..=1.
+    pub min_score: f32,
+    /// Frigate labels to bridge ("person", "car", ...); empty: all.
+    pub labels: Vec<String>,
+    /// Frigate label -> the alert label posted (the alert policy's rules are
+    /// by label, e.g. "person" -> "intrusion"); a label not listed is posted
+    /// as it is.
+    pub label_map: BTreeMap<String, String>,
+    /// Frigate's HTTP address (`http://frigate:5000`): snapshot links are
+    /// then `<base>/api/events/<id>/snapshot.jpg`; empty:
+    /// `frigate://<camera>/<id>/snapshot.jpg`.
+    pub snapshot_base_url: String,
+    /// After the broker is lost, the first reconnect waits this long,
+    /// doubling up to `reconnect_max_ms`, milliseconds.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -224,6 +270,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             requests: RequestsConfig::default(),
             shutdown_grace_ms: 5_000,
+            frigate: FrigateConfig::default(),
         }
     }
 }
@@ -301,7 +348,32 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         Self {
             min_confidence: patrol_dispatcher::AlertPolicy::default().min_confidence,
+            object_window_ms: patrol_dispatcher::AlertPolicy::default().object_window_ms,
+            max_objects: patrol_dispatcher::AlertPolicy::default().max_objects,
         }
+    }
+}
+
+impl Default for FrigateConfig {
+    fn default() -> Self {
+        Self {
+            mqtt_url: String::new(),
+            topic: "frigate/events".to_string(),
+            client_id: String::new(),
+            cameras: BTreeMap::new(),
+            min_score: 0.7,
+            labels: Vec::new(),
+            label_map: BTreeMap::new(),
+            snapshot_base_url: String::new(),
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+impl FrigateConfig {
+    pub fn enabled(&self) -> bool {
+        !self.mqtt_url.is_empty()
     }
 }
 
@@ -374,6 +446,31 @@ impl Config {
             (0.0..=1.0).contains(&self.alerts.min_confidence),
             "alerts.min_confidence must be in 0..=1"
         );
+        anyhow::ensure!(
+            self.alerts.object_window_ms >= 0 && self.alerts.max_objects >= 1,
+            "alerts.object_window_ms must be >= 0 and alerts.max_objects >= 1"
+        );
+        if self.frigate.enabled() {
+            crate::frigate::broker_address(&self.frigate.mqtt_url)
+                .map_err(|e| anyhow::anyhow!("frigate.mqtt_url: {e}"))?;
+            anyhow::ensure!(
+                !self.frigate.topic.is_empty(),
+                "frigate.topic must not be empty"
+            );
+        }
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.frigate.min_score),
+            "frigate.min_score must be in 0..=1"
+        );
+        anyhow::ensure!(
+            self.frigate.reconnect_min_ms >= 1
+                && self.frigate.reconnect_max_ms >= self.frigate.reconnect_min_ms,
+            "frigate.reconnect_min_ms must be >= 1 and <= frigate.reconnect_max_ms"
+        );
+        for (frigate, camera) in &self.frigate.cameras {
+            patrol_dispatcher::error::validate_id("frigate.cameras", camera)
+                .map_err(|e| anyhow::anyhow!("frigate.cameras.{frigate}: {e}"))?;
+        }
         anyhow::ensure!(
             self.node_id.len() <= 32 && !self.node_id.contains(char::is_whitespace),
             "node_id must be at most 32 bytes without spaces"
@@ -460,6 +557,8 @@ impl Config {
             },
             alerts: patrol_dispatcher::AlertPolicy {
                 min_confidence: self.alerts.min_confidence,
+                object_window_ms: self.alerts.object_window_ms,
+                max_objects: self.alerts.max_objects,
                 ..Default::default()
             },
             request_ttl_ms: self.requests.ttl_ms,

@@ -27,6 +27,7 @@
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
 //! - [`telemetry`]: metric names, the Prometheus recorder and the HTTP server.
+//! - [`frigate`]: the Frigate NVR bridge (MQTT events to alerts).
 //! - [`clock`]: the only clock the server reads.
 //! - [`server`]: start, serve and shut down one node.
 
@@ -37,6 +38,7 @@ pub mod config;
 pub mod convert;
 pub mod durable;
 pub mod error;
+pub mod frigate;
 pub mod hub;
 pub mod node;
 pub mod sequencer;

@@ -187,6 +187,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     ));
     tickers.push(tokio::spawn(tick(hub.clone())));
     tickers.push(tokio::spawn(unit_gauges(hub.clone())));
+    if hub.config.frigate.enabled() {
+        tickers.push(crate::frigate::spawn(hub.clone())?);
+    }
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "patrold serving");
     Ok(RunningServer {
         hub,

@@ -22,6 +22,7 @@ pub const DISPATCH_SECONDS: &str = "patrol_dispatch_seconds";
 pub const ORDERS_DELIVERED: &str = "patrol_orders_delivered_total";
 pub const ORDERS_QUEUE_FULL: &str = "patrol_orders_queue_full_total";
 pub const ALERTS: &str = "patrol_alerts_total";
+pub const FRIGATE_EVENTS: &str = "patrol_frigate_events_total";
 pub const REDIS_APPEND_SECONDS: &str = "patrol_redis_append_seconds";
 pub const REDIS_ERRORS: &str = "patrol_redis_errors_total";
 pub const REDIS_QUEUE_FULL: &str = "patrol_redis_queue_full_total";
@@ -88,6 +89,10 @@ fn describe() {
     describe_counter!(
         ALERTS,
         "camera alerts, by whether they opened, joined or raised no incident"
+    );
+    describe_counter!(
+        FRIGATE_EVENTS,
+        "Frigate MQTT events, by what the bridge did with them (posted, duplicate, below_score, unmapped_camera, bad_json, ...)"
     );
     describe_histogram!(
         REDIS_APPEND_SECONDS,

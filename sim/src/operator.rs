@@ -327,6 +327,7 @@ pub(crate) async fn post_alerts(
         let now = unix_ms();
         let request = PostAlertRequest {
             request_id: Default::default(),
+            object_id: Default::default(),
             camera_id: camera.id.clone(),
             time_unix_ms: now,
             label: label.to_owned(),

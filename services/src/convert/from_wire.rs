@@ -281,6 +281,7 @@ pub fn new_alert(
         confidence: req.confidence,
         snapshot_uri: req.snapshot_uri,
         request_id: optional_id("request_id", req.request_id)?,
+        object_id: optional_id("object_id", req.object_id)?,
     };
     alert.validate(now, future_tolerance_ms)?;
     Ok(alert)

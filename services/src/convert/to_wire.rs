@@ -156,6 +156,7 @@ pub fn alert(a: &d::Alert) -> pb::Alert {
         snapshot_uri: a.snapshot_uri.clone(),
         incident_id: a.incident_id.clone().unwrap_or_default(),
         location: Some(lonlat(a.location)),
+        object_id: a.object_id.clone().unwrap_or_default(),
     }
 }
 
