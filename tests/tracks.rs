@@ -428,3 +428,91 @@ async fn bad_track_requests_get_clear_errors_and_nothing_changes() {
     assert_eq!(now.mode, pb::UnitKind::EBike as i32);
     node.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn with_no_point_on_the_way_ahead_units_are_sent_where_a_handoff_camera_will_see_it() {
+    let mut config = test_config();
+    config.map = helsinki();
+    // Steps longer than any way ahead: only the handoff points are tried.
+    config.tracks.intercept_step_m = 100_000.0;
+    let tolerance = config.tracks.speed_tolerance;
+    let margin_s = config.tracks.intercept_margin_s;
+    let mut node = TestNode::start_with(config).await;
+    for camera in camera_grid() {
+        node.cameras
+            .register_camera(pb::RegisterCameraRequest {
+                camera: Some(camera),
+            })
+            .await
+            .unwrap();
+    }
+    let t1 = now_ms() - 60_000;
+    let track = node
+        .tracks
+        .start_track(pb::StartTrackRequest {
+            label: "a runner".into(),
+            sighting: sighting(t1, LON - 0.0018, LAT - 0.0009),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .track
+        .unwrap();
+    let p = node
+        .tracks
+        .add_sighting(pb::AddSightingRequest {
+            track_id: track.id.clone(),
+            sighting: sighting(now_ms(), LON, LAT),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .track
+        .unwrap()
+        .prediction
+        .unwrap();
+    // A foot officer standing where the farthest handoff camera will see it.
+    let far = p
+        .handoffs
+        .iter()
+        .max_by(|a, b| a.distance_m.total_cmp(&b.distance_m))
+        .expect("handoffs");
+    let spot = ll(far.at.as_ref().unwrap());
+    node.register("foot-9", pb::UnitKind::Foot).await;
+    node.report(vec![vec![ping("foot-9", now_ms() - 500, spot.0, spot.1)]])
+        .await
+        .unwrap();
+    let found = node
+        .tracks
+        .recommend_intercepts(pb::RecommendInterceptsRequest {
+            track_id: track.id.clone(),
+            k: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let i = found
+        .intercepts
+        .first()
+        .unwrap_or_else(|| panic!("{found:?}"));
+    let at = ll(i.at.as_ref().unwrap());
+    let handoff = p
+        .handoffs
+        .iter()
+        .find(|h| haversine_m(ll(h.at.as_ref().unwrap()), at) < 0.5)
+        .unwrap_or_else(|| panic!("{i:?} is not at a handoff point"));
+    assert!(i.reason.contains(&handoff.camera_id), "{i:?}");
+    assert!((i.along_m - handoff.distance_m).abs() < 0.5, "{i:?}");
+    let earliest = p.from_unix_ms as f64 + i.along_m / (p.speed_mps * (1.0 + tolerance)) * 1000.0;
+    assert!(
+        (i.target_earliest_unix_ms as f64 - earliest).abs() < 1_000.0,
+        "{i:?}"
+    );
+    assert!(
+        i.unit_arrival_unix_ms as f64 + margin_s * 1000.0 <= i.target_earliest_unix_ms as f64 + 1.0,
+        "{i:?}"
+    );
+    node.server.shutdown().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! Units that can get ahead of a followed target: for points along the way
-//! ahead, nearest first, the units whose ETA there beats the earliest the
-//! target can arrive (at the fast end of its speed tolerance) by a margin.
+//! ahead (then the handoff cameras' points), nearest first, the units whose
+//! ETA there beats the earliest the target can arrive (at the fast end of its
+//! speed tolerance) by a margin.
 
 use super::{Prediction, TrackConfig};
 use crate::Millis;
@@ -27,9 +28,10 @@ pub struct InterceptQuery {
 pub struct Intercept {
     /// The unit, as of now.
     pub unit: Unit,
-    /// The intercept point, on the way ahead.
+    /// The intercept point: on the way ahead, or where a handoff camera
+    /// will see the target.
     pub at: LonLat,
-    /// Metres along the way ahead from the last sighting to `at`.
+    /// Metres by street from the last sighting to `at`.
     pub along_m: f64,
     /// The earliest the target can be at `at` (fast end of the tolerance).
     pub target_earliest: Millis,
@@ -82,7 +84,10 @@ fn point_along(path: &[LonLat], metres: f64) -> Option<LonLat> {
 
 /// Units that can be ahead of the target: see the [module docs](self).
 /// Points are tried every `intercept_step_m` along the way ahead, from the
-/// first the target cannot have passed by now (at its fastest).
+/// first the target cannot have passed by now (at its fastest); when that
+/// finds fewer than k units (a short way ahead: a dead end, a square), the
+/// points where the handoff cameras will see the target are tried too,
+/// nearest first by street.
 pub fn intercepts(
     prediction: &Prediction,
     units: &UnitIndex,
@@ -105,15 +110,11 @@ pub fn intercepts(
         include_routes: query.include_routes,
     };
     let margin_ms = (config.intercept_margin_s * 1000.0).round() as Millis;
-    let mut along = config.intercept_step_m;
-    while along <= prediction.ahead_m + 1e-6 && found.intercepts.len() < k {
+    // Tries one point `along` metres by street from the last sighting.
+    let try_point = |found: &mut Intercepts, at: LonLat, along: f64, place: &str| {
         let earliest = time_at(along, fast);
-        let Some(at) = point_along(&prediction.ahead, along) else {
-            break;
-        };
         if earliest <= now + margin_ms {
-            along += config.intercept_step_m;
-            continue;
+            return;
         }
         found.points_tried += 1;
         let ranked = recommend_units(units, at, &search, now, ctx);
@@ -135,8 +136,7 @@ pub fn intercepts(
             let lead_s = (earliest - arrival) as f64 / 1000.0;
             found.intercepts.push(Intercept {
                 reason: format!(
-                    "{:.0} m ahead of the last sighting: there {} before the target can be ({} away)",
-                    along,
+                    "{place}, {along:.0} m from the last sighting: there {} before the target can be ({} away)",
                     crate::recommend::format_duration(lead_s),
                     crate::recommend::format_duration(r.eta_s),
                 ),
@@ -152,13 +152,34 @@ pub fn intercepts(
                 route: r.route,
             });
         }
+    };
+    let mut along = config.intercept_step_m;
+    while along <= prediction.ahead_m + 1e-6 && found.intercepts.len() < k {
+        let Some(at) = point_along(&prediction.ahead, along) else {
+            break;
+        };
+        try_point(&mut found, at, along, "on the way ahead");
         along += config.intercept_step_m;
+    }
+    let mut handoffs: Vec<_> = prediction
+        .handoffs
+        .iter()
+        .filter(|h| !h.on_way_ahead || h.distance_m > prediction.ahead_m)
+        .collect();
+    handoffs.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+    for h in handoffs {
+        if found.intercepts.len() >= k {
+            break;
+        }
+        let place = format!("where camera {} will see it", h.camera_id);
+        try_point(&mut found, h.at, h.distance_m, &place);
     }
     if found.intercepts.len() < k {
         found.shortfall = Some(format!(
-            "{} of {k} units can get ahead of the target within {:.0} m of the way ahead ({} points tried)",
+            "{} of {k} units can get ahead of the target within {:.0} m of the way ahead or at its {} handoff cameras ({} points tried)",
             found.intercepts.len(),
             prediction.ahead_m,
+            prediction.handoffs.len(),
             found.points_tried
         ));
     }
