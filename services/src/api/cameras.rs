@@ -250,4 +250,20 @@ impl CameraService for CameraApi {
             cameras: sights.iter().map(to_wire::path_sight).collect(),
         }))
     }
+
+    async fn coverage(
+        &self,
+        request: Request<pb::CoverageRequest>,
+    ) -> Result<Response<pb::CoverageResponse>, Status> {
+        let query = from_wire::coverage_query(&request.into_inner())?;
+        let now = now_ms();
+        let coverage = self
+            .hub
+            .read(|core| core.coverage(&query, now))
+            .map_err(ServerError::from)?;
+        Ok(Response::new(to_wire::coverage(
+            &coverage,
+            query.include_segments,
+        )))
+    }
 }

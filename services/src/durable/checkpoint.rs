@@ -274,8 +274,12 @@ impl ChangeSink for Checkpointer {
                         }
                     }
                     // Timers, tracks and zones live in the checkpoint's
-                    // meta, written every time.
-                    Event::UnitAlert(_) | Event::Track(_) | Event::Zone(_) => {}
+                    // meta, written every time; who is in a camera's view
+                    // is rebuilt from the next fix.
+                    Event::UnitAlert(_)
+                    | Event::Track(_)
+                    | Event::Zone(_)
+                    | Event::UnitInView(_) => {}
                 }
             }
         }
