@@ -180,7 +180,7 @@ mod zones;
 
 pub use coverage::{
     BlindSpot, Coverage, CoverageQuery, DEFAULT_COVERAGE_STEP_M, MAX_BLIND_SPOTS,
-    MAX_COVERAGE_SAMPLES, ModeCoverage,
+    MAX_COVERAGE_SAMPLES, ModeCoverage, coverage_of,
 };
 pub use follow::{Follow, MAX_FOLLOW_CAMERAS};
 pub use in_view::{MAX_IN_VIEW, UnitInView};

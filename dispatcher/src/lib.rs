@@ -76,7 +76,7 @@ pub use crate::core::{
     DispatcherConfig, Event, Follow, MAX_BLIND_SPOTS, MAX_CAMERA_ANSWERS, MAX_COVERAGE_SAMPLES,
     MAX_FOLLOW_CAMERAS, MAX_HOME_CANDIDATES, MAX_IN_VIEW, MAX_OPEN_TRACKS, MAX_PATH_POINTS,
     ModeCoverage, Snapshot, SnapshotCopy, StatusTimer, Target, UnitAlert, UnitAlertKind,
-    UnitInView,
+    UnitInView, coverage_of,
 };
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};

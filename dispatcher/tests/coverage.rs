@@ -3,7 +3,10 @@
 //! planar metres, each camera's sector judged with plain trigonometry);
 //! blind spots that no camera sees; "unit in view" events for a unit
 //! walking through a camera's sector; incidents of alerts placed in the
-//! camera's view.
+//! camera's view; on Helsinki with its mapped fixed cameras, the shares
+//! against a haversine sector test written here.
+
+mod common;
 
 use std::sync::Arc;
 
@@ -498,4 +501,98 @@ fn an_alert_opens_its_incident_in_the_cameras_view() {
         Err(Error::Invalid { field, .. }) => assert_eq!(field, "location"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Whether the mapped camera's sector holds `p`, by haversine distance and
+/// the spherical initial bearing (written out here, not the project's).
+fn mapped_sees(c: &patrol_roads::osm::MappedCamera, p: LonLat) -> bool {
+    let (lat1, lat2) = (c.position.lat.to_radians(), p.lat.to_radians());
+    let dlon = (p.lon - c.position.lon).to_radians();
+    let dlat = lat2 - lat1;
+    let a = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    let distance = 2.0 * 6_371_008.8 * a.sqrt().asin();
+    if distance > c.range_m {
+        return false;
+    }
+    if c.fov_deg >= 360.0 || distance < 1e-6 {
+        return true;
+    }
+    let y = dlon.sin() * lat2.cos();
+    let x = lat1.cos() * lat2.sin() - lat1.sin() * lat2.cos() * dlon.cos();
+    let bearing = y.atan2(x).to_degrees().rem_euclid(360.0);
+    let off = (bearing - c.heading_deg + 540.0).rem_euclid(360.0) - 180.0;
+    off.abs() <= c.fov_deg / 2.0
+}
+
+#[test]
+fn helsinki_shares_agree_with_a_haversine_sector_test() {
+    let cameras: Vec<_> = common::mapped_cameras().iter().filter(|c| !c.ptz).collect();
+    assert!(cameras.len() > 50);
+    let mut d = Dispatcher::new(DispatcherConfig {
+        network: Some(common::network()),
+        ..DispatcherConfig::default()
+    });
+    for c in &cameras {
+        d.register_camera(Camera {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            at: c.position,
+            mount_height_m: c.mount_height_m,
+            heading_deg: c.heading_deg,
+            fov_deg: c.fov_deg,
+            range_m: c.range_m,
+            ..Camera::default()
+        })
+        .unwrap();
+    }
+    let step = 5.0;
+    let started = std::time::Instant::now();
+    let got = d.coverage(&query(step, true), NOW).unwrap();
+    eprintln!(
+        "Helsinki coverage at {step} m: {} points in {:?}",
+        got.samples,
+        started.elapsed()
+    );
+    // the same pieces, judged by the sector test above
+    let g = common::graph();
+    let (car_m, foot_m) = (Metric::normal(Profile::Car), Metric::normal(Profile::Foot));
+    let (mut car, mut foot) = ([0.0f64; 2], [0.0f64; 2]);
+    for e in 0..g.edge_count() as u32 {
+        if !g.is_along_way(e) {
+            continue;
+        }
+        let t = g.twin(e);
+        let by_car = g.is_usable(e, car_m) || g.is_usable(t, car_m);
+        let by_foot = g.is_usable(e, foot_m) || g.is_usable(t, foot_m);
+        let len = g.edge_length_m(e);
+        let n = ((len / step).ceil() as usize).max(1);
+        let piece = len / n as f64;
+        for i in 0..n {
+            let p = g.point_along(e, (i as f64 + 0.5) * piece);
+            let seen = cameras.iter().any(|c| mapped_sees(c, p));
+            for (on, acc) in [(by_car, &mut car), (by_foot, &mut foot)] {
+                if on {
+                    acc[0] += piece;
+                    acc[1] += if seen { piece } else { 0.0 };
+                }
+            }
+        }
+    }
+    for (name, mode, want) in [("car", got.car, car), ("foot", got.foot, foot)] {
+        assert!((mode.total_m - want[0]).abs() < 1e-6 * want[0], "{name}");
+        let share = want[1] / want[0];
+        eprintln!(
+            "{name}: {:.0} m, share now {:.4} (independent {share:.4})",
+            mode.total_m,
+            mode.share_now()
+        );
+        assert!(share > 0.01 && share < 0.99, "{name}: {share}");
+        assert!(
+            (mode.share_now() - share).abs() < 0.005,
+            "{name}: {mode:?} vs {share}"
+        );
+        // fixed cameras only: turning adds nothing
+        assert_eq!(mode.seen_now_m, mode.seen_after_turning_m);
+    }
+    assert!(got.blind_spot_count > 0 && got.blind_spots.len() == got.blind_spot_count);
 }

@@ -19,6 +19,7 @@ use crate::Millis;
 use crate::cameras::CameraIndex;
 use crate::error::Error;
 use crate::geometry::{BoundingBox, LonLat};
+use crate::network::Network;
 
 /// Default distance between judged points along a street, metres.
 pub const DEFAULT_COVERAGE_STEP_M: f64 = 5.0;
@@ -186,8 +187,25 @@ fn count(mode: &mut ModeCoverage, piece_m: f64, now: bool, turned: bool) {
     }
 }
 
+/// [`Dispatcher::coverage`] over a network and camera index of one's own
+/// (a copy taken under a lock, say, so the long walk runs outside it).
+/// `None`: no map loaded, a failed precondition.
+pub fn coverage_of(
+    network: Option<&Network>,
+    cameras: &CameraIndex,
+    query: &CoverageQuery,
+    now: Millis,
+) -> Result<Coverage, Error> {
+    let network = network.ok_or_else(|| {
+        Error::FailedPrecondition(
+            "no map loaded: coverage needs the street network (config `map`)".into(),
+        )
+    })?;
+    compute(network.graph(), cameras, query, now)
+}
+
 /// The coverage computation over one graph and camera index.
-pub(crate) fn compute(
+fn compute(
     graph: &RoadGraph,
     cameras: &CameraIndex,
     query: &CoverageQuery,
@@ -296,11 +314,6 @@ impl Dispatcher {
     /// See the [module docs](self). Without a network: a failed
     /// precondition.
     pub fn coverage(&self, query: &CoverageQuery, now: Millis) -> Result<Coverage, Error> {
-        let network = self.config.network.as_ref().ok_or_else(|| {
-            Error::FailedPrecondition(
-                "no map loaded: coverage needs the street network (config `map`)".into(),
-            )
-        })?;
-        compute(network.graph(), &self.cameras, query, now)
+        coverage_of(self.config.network.as_ref(), &self.cameras, query, now)
     }
 }

@@ -257,10 +257,27 @@ impl CameraService for CameraApi {
     ) -> Result<Response<pb::CoverageResponse>, Status> {
         let query = from_wire::coverage_query(&request.into_inner())?;
         let now = now_ms();
-        let coverage = self
-            .hub
-            .read(|core| core.coverage(&query, now))
-            .map_err(ServerError::from)?;
+        // Copies of the network (shared) and the cameras under the core
+        // lock; the walk over every street runs outside it, off the async
+        // workers.
+        let (network, cameras, config) = self.hub.read(|core| {
+            let index = core.camera_index();
+            (
+                core.config().network.clone(),
+                index.in_slot_order().to_vec(),
+                *index.config(),
+            )
+        });
+        let coverage = tokio::task::spawn_blocking(move || {
+            let index = patrol_dispatcher::CameraIndex::from_slot_order(
+                config,
+                cameras.into_iter().map(|c| (c, false)).collect(),
+            )?;
+            patrol_dispatcher::coverage_of(network.as_ref(), &index, &query, now)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("coverage: {e}")))?
+        .map_err(ServerError::from)?;
         Ok(Response::new(to_wire::coverage(
             &coverage,
             query.include_segments,
