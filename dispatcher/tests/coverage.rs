@@ -424,6 +424,22 @@ fn a_unit_walking_through_a_sector_enters_and_leaves_it_once() {
     );
     assert_eq!(events.len(), 1, "entered once: {events:?}");
     assert_eq!(d.units_in_view(), 1);
+    // a node rebuilt from a checkpoint knows the unit is in view already
+    let state = d.export_all();
+    assert_eq!(
+        state.meta.in_view,
+        [("u1".to_string(), vec!["east".to_string()])]
+    );
+    let mut back = Dispatcher::restore(d.config().clone(), state).unwrap();
+    assert_eq!(back.units_in_view(), 1);
+    let events = walk(
+        &mut back,
+        "u1",
+        NOW + 300_000,
+        [at(102.0, 5.0), at(300.0, 5.0)].into_iter(),
+    );
+    assert_eq!(events.len(), 1, "only the leaving: {events:?}");
+    assert!(!events[0].entered && events[0].camera_id == "east");
 }
 
 fn fight(camera_id: &str, location: Option<LonLat>) -> NewAlert {

@@ -8,14 +8,14 @@
 //! of no camera holds no memory. Per unit at most [`MAX_IN_VIEW`] cameras
 //! are remembered (the first in slot order).
 //!
-//! The memory is not checkpointed: after a restart it is rebuilt from each
-//! unit's next fix, so a unit already in a camera's view is announced as
-//! entering it once more.
+//! The memory goes into checkpoints ([`crate::persist::CoreMeta::in_view`]),
+//! so a rebuilt node does not announce again a unit already in view.
 
 use std::collections::HashMap;
 
 use super::{Dispatcher, Event};
 use crate::Millis;
+use crate::error::Error;
 use crate::geometry::LonLat;
 
 /// At most this many cameras are remembered per unit.
@@ -96,6 +96,51 @@ impl Dispatcher {
                 event(camera, true);
             }
         }
+    }
+
+    /// (unit id, camera ids) of every unit in some camera's view, by unit
+    /// id, for checkpoints.
+    pub(crate) fn export_in_view(&self) -> Vec<(String, Vec<String>)> {
+        let cameras = self.cameras.in_slot_order();
+        let mut out: Vec<(String, Vec<String>)> = self
+            .in_view
+            .by_unit
+            .iter()
+            .map(|(&unit, slots)| {
+                (
+                    self.units.unit_id(unit).to_string(),
+                    slots
+                        .iter()
+                        .map(|&s| cameras[s as usize].id.clone())
+                        .collect(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Restores [`Dispatcher::export_in_view`] (after the units and
+    /// cameras); cameras no longer registered are dropped.
+    pub(crate) fn import_in_view(
+        &mut self,
+        records: Vec<(String, Vec<String>)>,
+    ) -> Result<(), Error> {
+        self.in_view = InView::default();
+        for (unit_id, camera_ids) in records {
+            let unit = self.units.slot(&unit_id)?;
+            let mut slots: Vec<u32> = camera_ids
+                .iter()
+                .filter_map(|id| self.cameras.slot(id).map(|s| s as u32))
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            slots.truncate(MAX_IN_VIEW);
+            if !slots.is_empty() {
+                self.in_view.by_unit.insert(unit, slots);
+            }
+        }
+        Ok(())
     }
 
     /// How many units are in some online camera's view (as of their last
