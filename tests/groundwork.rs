@@ -251,6 +251,7 @@ async fn a_retried_call_with_the_same_request_id_changes_nothing_twice() {
         snapshot_uri: String::new(),
         request_id: "frigate-abc".into(),
         object_id: String::new(),
+        location: None,
     };
     let a = node
         .cameras

@@ -637,6 +637,7 @@ async fn camera_alerts_open_incidents_that_can_be_dispatched() {
             snapshot_uri: "https://nvr.example/1.jpg".into(),
             time_unix_ms: 0,
             object_id: String::new(),
+            location: None,
         })
         .await
         .unwrap()

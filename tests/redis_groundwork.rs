@@ -126,6 +126,7 @@ async fn invalid_alerts_and_dispatches_never_reach_the_log() {
         snapshot_uri: String::new(),
         request_id: String::new(),
         object_id: String::new(),
+        location: None,
     };
     let bad_alerts = [
         pb::PostAlertRequest {

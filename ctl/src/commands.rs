@@ -374,6 +374,7 @@ async fn post_alert(mut client: CameraServiceClient<Channel>, args: AlertArgs) -
     let request = call(pb::PostAlertRequest {
         request_id: Default::default(),
         object_id: Default::default(),
+        location: None,
         camera_id: args.camera_id,
         time_unix_ms: args.time_ms.unwrap_or(0),
         label: args.label,

@@ -21,7 +21,7 @@ use crate::Millis;
 use crate::cameras::Camera;
 use crate::error::{Error, validate_id};
 use crate::fingerprint::Fingerprint;
-use crate::geometry::LonLat;
+use crate::geometry::{LonLat, Validated};
 use crate::incidents::validate_request_id;
 
 /// Longest accepted alert label, in bytes.
@@ -81,6 +81,10 @@ pub struct NewAlert {
     /// instead of opening another. Absent in entries of older builds.
     #[serde(default)]
     pub object_id: Option<String>,
+    /// Where the analytics place what they saw, if they do: the incident
+    /// it opens goes there instead of the centre of the camera's view.
+    #[serde(default)]
+    pub location: Option<LonLat>,
 }
 
 /// What happened to a posted alert.
@@ -118,7 +122,15 @@ pub struct AlertPolicy {
     /// At most this many objects are remembered; the longest unseen go
     /// first.
     pub max_objects: usize,
+    /// An incident an alert opens is placed at the alert's own location if
+    /// it gives one, else this many metres along the ground from the camera
+    /// in the centre of its current view (clamped to its range; 0: at the
+    /// camera). Default [`DEFAULT_VIEW_DISTANCE_M`].
+    pub view_distance_m: f64,
 }
+
+/// Default [`AlertPolicy::view_distance_m`], metres.
+pub const DEFAULT_VIEW_DISTANCE_M: f64 = 15.0;
 
 impl Default for AlertPolicy {
     fn default() -> Self {
@@ -141,6 +153,7 @@ impl Default for AlertPolicy {
             ],
             object_window_ms: DEFAULT_OBJECT_WINDOW_MS,
             max_objects: DEFAULT_MAX_OBJECTS,
+            view_distance_m: DEFAULT_VIEW_DISTANCE_M,
         }
     }
 }
@@ -185,6 +198,9 @@ impl NewAlert {
         if let Some(object_id) = &self.object_id {
             validate_id("object_id", object_id)?;
         }
+        if let Some(location) = self.location {
+            location.validated("location")?;
+        }
         validate_request_id(&self.request_id)
     }
 
@@ -200,8 +216,12 @@ impl NewAlert {
             .str(&self.snapshot_uri);
         // Only when present, so requests without one keep the fingerprint of
         // older builds (request logs in checkpoints stay valid).
-        match &self.object_id {
+        let fingerprint = match &self.object_id {
             Some(object_id) => fingerprint.str("object_id").str(object_id),
+            None => fingerprint,
+        };
+        match self.location {
+            Some(p) => fingerprint.str("location").f64(p.lon).f64(p.lat),
             None => fingerprint,
         }
         .finish()
@@ -467,6 +487,7 @@ mod tests {
             snapshot_uri: String::new(),
             request_id: None,
             object_id: None,
+            location: None,
         }
     }
 

@@ -59,6 +59,8 @@ pub enum Event {
     Track(Track),
     /// A zone was put or removed, or a unit entered or left one.
     Zone(ZoneChange),
+    /// A unit's fix entered (or left) an online camera's current view.
+    UnitInView(UnitInView),
 }
 
 /// Everything the core can be tuned with.
@@ -169,12 +171,19 @@ pub enum Target {
     Unit(String),
 }
 
+mod coverage;
 mod follow;
+mod in_view;
 mod orders;
 mod tracks;
 mod zones;
 
+pub use coverage::{
+    BlindSpot, Coverage, CoverageQuery, DEFAULT_COVERAGE_STEP_M, MAX_BLIND_SPOTS,
+    MAX_COVERAGE_SAMPLES, ModeCoverage, coverage_of,
+};
 pub use follow::{Follow, MAX_FOLLOW_CAMERAS};
+pub use in_view::{MAX_IN_VIEW, UnitInView};
 pub use orders::{DispatchPolicy, StatusTimer, UnitAlert, UnitAlertKind};
 pub use tracks::MAX_OPEN_TRACKS;
 pub use zones::MAX_HOME_CANDIDATES;
@@ -206,6 +215,8 @@ pub struct Dispatcher {
     tracks: tracks::Tracks,
     /// Zones, unit memberships, home zones.
     zones: zones::Zones,
+    /// Per unit, the cameras whose view held its last fix.
+    in_view: in_view::InView,
 }
 
 impl Dispatcher {
@@ -227,6 +238,7 @@ impl Dispatcher {
             follows: follow::Follows::default(),
             tracks: tracks::Tracks::default(),
             zones: zones::Zones::default(),
+            in_view: in_view::InView::default(),
             config,
         }
     }
@@ -317,6 +329,7 @@ impl Dispatcher {
         let (outcome, slot) = self.units.apply_ping_to_slot(ping, now, trust)?;
         if outcome == PingOutcome::Moved {
             self.update_zones(slot);
+            self.update_in_view(slot, now);
         }
         if outcome == PingOutcome::Moved
             && self.units.record(slot).offline_reported
@@ -684,7 +697,9 @@ impl Dispatcher {
                 let new_incident = NewIncident {
                     kind: rule.incident_kind.clone(),
                     priority: Some(rule.priority),
-                    location: camera.at,
+                    location: new
+                        .location
+                        .unwrap_or_else(|| camera.view_centre(policy.view_distance_m)),
                     source: IncidentSource::CameraAlert,
                     description: incident_description(&new.label, new.confidence, &camera),
                     request_id: None,

@@ -63,15 +63,20 @@ pub mod zones;
 pub type Millis = i64;
 
 pub use crate::actor::Actor;
-pub use crate::alerts::{Alert, AlertObjectRecord, AlertOutcome, AlertPolicy, AlertRule, NewAlert};
+pub use crate::alerts::{
+    Alert, AlertObjectRecord, AlertOutcome, AlertPolicy, AlertRule, DEFAULT_VIEW_DISTANCE_M,
+    NewAlert,
+};
 pub use crate::cameras::{
     Aim, Camera, CameraAim, CameraConfig, CameraIndex, CameraIndexMemory, CameraSight, OnvifPose,
     PathSight, Ptz, PtzPose, Turn,
 };
 pub use crate::core::{
-    DispatchPolicy, Dispatcher, DispatcherConfig, Event, Follow, MAX_CAMERA_ANSWERS,
-    MAX_FOLLOW_CAMERAS, MAX_HOME_CANDIDATES, MAX_OPEN_TRACKS, MAX_PATH_POINTS, Snapshot,
-    SnapshotCopy, StatusTimer, Target, UnitAlert, UnitAlertKind,
+    BlindSpot, Coverage, CoverageQuery, DEFAULT_COVERAGE_STEP_M, DispatchPolicy, Dispatcher,
+    DispatcherConfig, Event, Follow, MAX_BLIND_SPOTS, MAX_CAMERA_ANSWERS, MAX_COVERAGE_SAMPLES,
+    MAX_FOLLOW_CAMERAS, MAX_HOME_CANDIDATES, MAX_IN_VIEW, MAX_OPEN_TRACKS, MAX_PATH_POINTS,
+    ModeCoverage, Snapshot, SnapshotCopy, StatusTimer, Target, UnitAlert, UnitAlertKind,
+    UnitInView, coverage_of,
 };
 pub use crate::error::Error;
 pub use crate::geometry::{BoundingBox, LonLat, Validated};

@@ -117,6 +117,11 @@ pub struct CoreMeta {
     /// (unit id, home zone id), by unit id.
     #[serde(default)]
     pub home_zones: Vec<(String, String)>,
+    /// (unit id, ids of the cameras whose view held its last fix), by unit
+    /// id. Absent in checkpoints of older builds (rebuilt from the next
+    /// fixes).
+    #[serde(default)]
+    pub in_view: Vec<(String, Vec<String>)>,
 }
 
 /// One zone, as stored.
@@ -200,6 +205,7 @@ impl Dispatcher {
             zones: zones.iter().map(ZoneRecord::of).collect(),
             zone_members,
             home_zones,
+            in_view: self.export_in_view(),
         }
     }
 
@@ -310,11 +316,13 @@ impl Dispatcher {
             .collect::<Result<Vec<_>, _>>()?;
         let zone_members = std::mem::take(&mut state.meta.zone_members);
         let home_zones = std::mem::take(&mut state.meta.home_zones);
+        let in_view = std::mem::take(&mut state.meta.in_view);
         core.restore_rest(cameras, incidents, state.meta);
         core.restore_timers(timers);
         core.restore_follows(follows);
         core.import_tracks(tracks, next_track);
         core.import_zones((zones, zone_members, home_zones))?;
+        core.import_in_view(in_view)?;
         Ok(core)
     }
 }

@@ -44,6 +44,7 @@ fn alert(camera: &str, object: Option<&str>, label: &str, confidence: f32) -> Ne
         snapshot_uri: String::new(),
         request_id: None,
         object_id: object.map(str::to_string),
+        location: None,
     }
 }
 

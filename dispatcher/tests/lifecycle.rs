@@ -269,6 +269,7 @@ fn camera_alerts_open_and_join_incidents() {
         snapshot_uri: "https://nvr.local/snap/1.jpg".into(),
         request_id: None,
         object_id: None,
+        location: None,
     };
     let low = d.post_alert(alert("fight", 0.3), &op(), NOW).unwrap();
     assert_eq!(low.alert.incident_id, None);
@@ -334,6 +335,7 @@ fn events_are_left_in_order() {
             Event::UnitAlert(_) => "unit_alert",
             Event::Track(_) => "track",
             Event::Zone(_) => "zone",
+            Event::UnitInView(_) => "unit_in_view",
         })
         .collect();
     assert_eq!(kinds, ["incident", "unit", "order", "incident"]);
@@ -368,6 +370,7 @@ fn a_refused_alert_changes_nothing() {
         snapshot_uri: String::new(),
         request_id: None,
         object_id: None,
+        location: None,
     };
     let err = d.post_alert(alert(&d.config().alerts.rules[0].label.clone()), &op(), NOW);
     assert!(
@@ -404,6 +407,7 @@ fn commands_round_trip_through_json() {
         snapshot_uri: "https://nvr.local/1.jpg".into(),
         request_id: None,
         object_id: None,
+        location: None,
     });
     round_trip(&NewIncident {
         kind: "theft".into(),

@@ -85,6 +85,7 @@ fn fight(request_id: &str) -> NewAlert {
         snapshot_uri: String::new(),
         request_id: Some(request_id.into()),
         object_id: None,
+        location: None,
     }
 }
 

@@ -198,6 +198,10 @@ pub struct AlertsConfig {
     /// At most this many objects are remembered (the longest unseen are
     /// forgotten first).
     pub max_objects: usize,
+    /// Without a location of its own, an alert's incident is placed this
+    /// many metres from the camera in the centre of its current view
+    /// (clamped to its range; 0: at the camera).
+    pub view_distance_m: f64,
 }
 
 /// The Frigate bridge: subscribes to Frigate's MQTT events and posts one
@@ -350,6 +354,7 @@ impl Default for AlertsConfig {
             min_confidence: patrol_dispatcher::AlertPolicy::default().min_confidence,
             object_window_ms: patrol_dispatcher::AlertPolicy::default().object_window_ms,
             max_objects: patrol_dispatcher::AlertPolicy::default().max_objects,
+            view_distance_m: patrol_dispatcher::AlertPolicy::default().view_distance_m,
         }
     }
 }
@@ -445,6 +450,11 @@ impl Config {
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.alerts.min_confidence),
             "alerts.min_confidence must be in 0..=1"
+        );
+        anyhow::ensure!(
+            (0.0..=patrol_dispatcher::cameras::MAX_RANGE_M).contains(&self.alerts.view_distance_m),
+            "alerts.view_distance_m must be in 0..={} metres",
+            patrol_dispatcher::cameras::MAX_RANGE_M
         );
         anyhow::ensure!(
             self.alerts.object_window_ms >= 0 && self.alerts.max_objects >= 1,
@@ -559,6 +569,7 @@ impl Config {
                 min_confidence: self.alerts.min_confidence,
                 object_window_ms: self.alerts.object_window_ms,
                 max_objects: self.alerts.max_objects,
+                view_distance_m: self.alerts.view_distance_m,
                 ..Default::default()
             },
             request_ttl_ms: self.requests.ttl_ms,

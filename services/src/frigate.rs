@@ -207,6 +207,7 @@ impl Bridge {
             snapshot_uri,
             request_id: Some(format!("frigate-{}", object.id)),
             object_id: Some(object.id.clone()),
+            location: None,
         };
         self.remember(&object.id, ObjectState::Pending(alert.clone()));
         Step::Post {

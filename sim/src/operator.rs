@@ -328,6 +328,7 @@ pub(crate) async fn post_alerts(
         let request = PostAlertRequest {
             request_id: Default::default(),
             object_id: Default::default(),
+            location: None,
             camera_id: camera.id.clone(),
             time_unix_ms: now,
             label: label.to_owned(),

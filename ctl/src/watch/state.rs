@@ -338,6 +338,15 @@ impl RoomState {
             Kind::UnitAlert(alert) => describe::unit_alert(alert, self.call_sign(&alert.unit_id)),
             Kind::Track(track) => describe::track(track),
             Kind::Zone(change) => describe::zone(change, self.call_sign(&change.unit_id)),
+            Kind::UnitInView(v) => Told {
+                log: format!(
+                    "{} {} the view of camera {}",
+                    self.call_sign(&v.unit_id),
+                    if v.entered { "entered" } else { "left" },
+                    v.camera_id
+                ),
+                recent: None,
+            },
             Kind::Snapshot(_) | Kind::SnapshotEnd(_) | Kind::Resync(_) => Told {
                 log: "not a change".into(),
                 recent: None,

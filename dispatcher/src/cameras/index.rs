@@ -590,6 +590,56 @@ impl CameraIndex {
         found.into_iter().map(|(key, look)| (key.3, look)).collect()
     }
 
+    /// Whether some online camera sees the ground point `target` now, and
+    /// whether some sees it now or could after turning: the same judgement
+    /// as [`CameraIndex::seeing`] (a point it answers with a camera that
+    /// sees now is `(true, true)`; with only cameras that must turn,
+    /// `(false, true)`), without building the answers.
+    pub fn covers(&self, target: &LonLat, now: Millis) -> (bool, bool) {
+        let target_ecef = ecef(target);
+        let after = self.config.offline_after_ms;
+        let near = NearFilter::new(target);
+        let usable = |slot: u32| {
+            let camera = &self.cameras[slot as usize];
+            (camera.is_online(now, after) && !near.beyond(camera)).then_some(camera)
+        };
+        let now_seen = Self::containing(&self.view_tree, target).any(|slot| {
+            usable(slot)
+                .and_then(|c| c.look(&target_ecef))
+                .is_some_and(|look| look.sees_now)
+        });
+        if now_seen {
+            return (true, true);
+        }
+        let turned = Self::containing(&self.reach_tree, target).any(|slot| {
+            usable(slot)
+                .and_then(|c| c.look(&target_ecef))
+                .is_some_and(|look| look.after_turn.is_some())
+        });
+        (false, turned)
+    }
+
+    /// The slots of the online cameras that see the ground point `target`
+    /// now (their current pose), in slot order. Walks only the view boxes
+    /// that hold the point: nothing near, nothing judged.
+    pub fn viewing(&self, target: &LonLat, now: Millis) -> Vec<u32> {
+        let mut slots: Vec<u32> = Self::containing(&self.view_tree, target).collect();
+        if slots.is_empty() {
+            return slots;
+        }
+        let target_ecef = ecef(target);
+        let after = self.config.offline_after_ms;
+        let near = NearFilter::new(target);
+        slots.retain(|&slot| {
+            let camera = &self.cameras[slot as usize];
+            camera.is_online(now, after)
+                && !near.beyond(camera)
+                && camera.look(&target_ecef).is_some_and(|look| look.sees_now)
+        });
+        slots.sort_unstable();
+        slots
+    }
+
     /// [`CameraIndex::seeing`], with each camera's aim at `target`,
     /// `target_height_m` above the ground.
     pub fn aim_all(

@@ -506,6 +506,22 @@ impl Camera {
         self.reach_region().polygon(&Frame::at(&self.at), steps)
     }
 
+    /// The ground point `distance_m` (clamped to 0..=range) from the camera
+    /// along its current heading: the centre line of its view, in its own
+    /// frame. The camera's position for 0.
+    pub fn view_centre(&self, distance_m: f64) -> LonLat {
+        let d = if distance_m.is_finite() {
+            distance_m.clamp(0.0, self.range_m)
+        } else {
+            0.0
+        };
+        if d == 0.0 {
+            return self.at;
+        }
+        let (east, north) = unit(self.heading_deg);
+        Frame::at(&self.at).ground_point(east * d, north * d)
+    }
+
     /// How the camera sees the ground point `target`, ignoring its health.
     pub fn sight(&self, target: &LonLat) -> Option<CameraSight> {
         let frame = Frame::at(&self.at);

@@ -250,4 +250,37 @@ impl CameraService for CameraApi {
             cameras: sights.iter().map(to_wire::path_sight).collect(),
         }))
     }
+
+    async fn coverage(
+        &self,
+        request: Request<pb::CoverageRequest>,
+    ) -> Result<Response<pb::CoverageResponse>, Status> {
+        let query = from_wire::coverage_query(&request.into_inner())?;
+        let now = now_ms();
+        // Copies of the network (shared) and the cameras under the core
+        // lock; the walk over every street runs outside it, off the async
+        // workers.
+        let (network, cameras, config) = self.hub.read(|core| {
+            let index = core.camera_index();
+            (
+                core.config().network.clone(),
+                index.in_slot_order().to_vec(),
+                *index.config(),
+            )
+        });
+        let coverage = tokio::task::spawn_blocking(move || {
+            let index = patrol_dispatcher::CameraIndex::from_slot_order(
+                config,
+                cameras.into_iter().map(|c| (c, false)).collect(),
+            )?;
+            patrol_dispatcher::coverage_of(network.as_ref(), &index, &query, now)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("coverage: {e}")))?
+        .map_err(ServerError::from)?;
+        Ok(Response::new(to_wire::coverage(
+            &coverage,
+            query.include_segments,
+        )))
+    }
 }

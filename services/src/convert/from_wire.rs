@@ -282,9 +282,30 @@ pub fn new_alert(
         snapshot_uri: req.snapshot_uri,
         request_id: optional_id("request_id", req.request_id)?,
         object_id: optional_id("object_id", req.object_id)?,
+        location: req
+            .location
+            .as_ref()
+            .map(|p| lonlat("location", Some(p)))
+            .transpose()?,
     };
     alert.validate(now, future_tolerance_ms)?;
     Ok(alert)
+}
+
+/// A coverage query: step 1..=100 m (0: the default), a sane box.
+pub fn coverage_query(req: &pb::CoverageRequest) -> Result<d::CoverageQuery, ServerError> {
+    let step_m = if req.step_m == 0.0 {
+        d::DEFAULT_COVERAGE_STEP_M
+    } else {
+        req.step_m
+    };
+    let query = d::CoverageQuery {
+        bbox: bbox("bbox", req.bbox.as_ref())?,
+        include_segments: req.include_segments,
+        step_m,
+    };
+    query.validate()?;
+    Ok(query)
 }
 
 pub fn new_incident(req: pb::CreateIncidentRequest) -> Result<d::NewIncident, ServerError> {

@@ -336,6 +336,66 @@ pub fn event_kind(e: &d::Event) -> pb::watch_event::Kind {
         d::Event::UnitAlert(a) => Kind::UnitAlert(unit_alert(a)),
         d::Event::Track(t) => Kind::Track(track(t)),
         d::Event::Zone(z) => Kind::Zone(zone_change(z)),
+        d::Event::UnitInView(v) => Kind::UnitInView(unit_in_view(v)),
+    }
+}
+
+pub fn unit_in_view(v: &d::UnitInView) -> pb::UnitInView {
+    pb::UnitInView {
+        unit_id: v.unit_id.clone(),
+        camera_id: v.camera_id.clone(),
+        time_unix_ms: v.time,
+        entered: v.entered,
+        at: Some(lonlat(v.at)),
+    }
+}
+
+fn mode_coverage(m: &d::ModeCoverage) -> pb::ModeCoverage {
+    pb::ModeCoverage {
+        total_m: m.total_m,
+        seen_now_m: m.seen_now_m,
+        seen_after_turning_m: m.seen_after_turning_m,
+        share_now: m.share_now(),
+        share_after_turning: m.share_after_turning(),
+    }
+}
+
+/// The blind spots as a GeoJSON FeatureCollection of LineStrings.
+pub fn blind_spots_geojson(spots: &[d::BlindSpot]) -> String {
+    let features: Vec<serde_json::Value> = spots
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "type": "Feature",
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": b.points.iter().map(|p| [p.lon, p.lat]).collect::<Vec<_>>(),
+                },
+                "properties": {
+                    "name": b.name,
+                    "metres": b.length_m,
+                    "car": b.car,
+                    "foot": b.foot,
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({"type": "FeatureCollection", "features": features}).to_string()
+}
+
+pub fn coverage(c: &d::Coverage, include_segments: bool) -> pb::CoverageResponse {
+    pb::CoverageResponse {
+        car: Some(mode_coverage(&c.car)),
+        foot: Some(mode_coverage(&c.foot)),
+        step_m: c.step_m,
+        samples: c.samples,
+        blind_m: c.blind_m,
+        blind_spot_count: c.blind_spot_count as u64,
+        blind_spots_geojson: if include_segments {
+            blind_spots_geojson(&c.blind_spots)
+        } else {
+            String::new()
+        },
     }
 }
 

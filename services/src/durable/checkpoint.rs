@@ -273,9 +273,12 @@ impl ChangeSink for Checkpointer {
                             dirty.incidents.insert(id.clone());
                         }
                     }
-                    // Timers, tracks and zones live in the checkpoint's
-                    // meta, written every time.
-                    Event::UnitAlert(_) | Event::Track(_) | Event::Zone(_) => {}
+                    // Timers, tracks, zones and who is in a camera's view
+                    // live in the checkpoint's meta, written every time.
+                    Event::UnitAlert(_)
+                    | Event::Track(_)
+                    | Event::Zone(_)
+                    | Event::UnitInView(_) => {}
                 }
             }
         }

@@ -109,6 +109,7 @@ impl LoggedEvent {
             EventBody::Core(Event::Incident(i)) => Some(i.location),
             EventBody::Core(Event::Order(o) | Event::OrderReleased(o)) => Some(o.location),
             EventBody::Core(Event::Track(t)) => Some(t.last().at),
+            EventBody::Core(Event::UnitInView(v)) => Some(v.at),
             // Zones and unit alerts go to every screen.
             EventBody::Core(Event::UnitAlert(_) | Event::Zone(_)) | EventBody::Positions(_) => None,
         }
@@ -141,6 +142,7 @@ impl LoggedEvent {
                 128 + o.description.len() + o.note.len() + o.route.len() * 20
             }
             EventBody::Core(Event::UnitAlert(a)) => 64 + a.unit_id.len() + a.message.len(),
+            EventBody::Core(Event::UnitInView(v)) => 48 + v.unit_id.len() + v.camera_id.len(),
             EventBody::Core(Event::Zone(z)) => {
                 64 + z.zone_id.len()
                     + z.zone.as_ref().map_or(0, |zone| {
