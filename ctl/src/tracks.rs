@@ -254,7 +254,7 @@ pub(crate) fn intercepts_text(found: &pb::RecommendInterceptsResponse) -> String
         let unit = i.unit.as_ref().map_or("?", |u| u.id.as_str());
         let at = i.at.unwrap_or_default();
         out.push_str(&format!(
-            "{unit}: to {:.5},{:.5} ({} along the way) in {}, {:.0} s before the suspect can be there; {}\n",
+            "{unit}: to {:.5},{:.5} ({} by street from the last sighting) in {}, {:.0} s before the suspect can be there; {}\n",
             at.lon,
             at.lat,
             metres(i.along_m),
@@ -397,7 +397,9 @@ mod tests {
         };
         let text = intercepts_text(&found);
         assert!(
-            text.starts_with("foot-4: to 24.95000,60.17000 (400 m along the way)"),
+            text.starts_with(
+                "foot-4: to 24.95000,60.17000 (400 m by street from the last sighting)"
+            ),
             "{text}"
         );
         assert!(text.contains("51 s before the suspect"), "{text}");
