@@ -213,7 +213,7 @@ pub(crate) fn seeing_text(r: &pb::CamerasSeeingResponse) -> String {
         out.push_str(&format!("target {:.5},{:.5}\n", t.lon, t.lat));
     }
     let mut table = Table::new(&[
-        ("CAMERA", 20),
+        ("CAMERA", 24),
         ("SEES", 40),
         ("DISTANCE", 8),
         ("BEARING", 7),
@@ -287,12 +287,12 @@ pub(crate) fn aims_text(r: &pb::AimCamerasResponse) -> String {
         out.push_str(&format!("target {:.5},{:.5}\n", t.lon, t.lat));
     }
     let mut table = Table::new(&[
-        ("CAMERA", 20),
+        ("CAMERA", 24),
         ("BEARING", 7),
         ("PAN", 6),
         ("TILT", 5),
         ("DISTANCE", 8),
-        ("LIMITS", 10),
+        ("LIMITS", 20),
         ("ONVIF PAN/TILT", 15),
         ("TURNED", 6),
     ]);
@@ -349,7 +349,7 @@ pub(crate) fn follow_line(r: &pb::FollowUnitResponse) -> String {
 /// `patrolctl along`: the cameras in the order they first see the route.
 pub(crate) fn along_text(r: &pb::CamerasAlongResponse) -> String {
     let mut table = Table::new(&[
-        ("CAMERA", 20),
+        ("CAMERA", 24),
         ("ALONG", 8),
         ("AT", 19),
         ("SEES", 40),
