@@ -43,12 +43,15 @@
 //!   written, with [`redis_probe`] sending `PING` every millisecond.
 //! - [`redis_alt`]: the Redis way: its own `redis-server`, pipelined
 //!   `GEOADD`, the radius-doubling `GEOSEARCH`.
+//! - [`cameras`]: `CamerasSeeing` at 10k..1M cameras and the cost of
+//!   follow mode under a moving unit load.
 //! - [`proc_stats`]: CPU time and RSS from `/proc`.
 //! - [`heap`]: a counting allocator, for the core's exact heap per unit.
 //! - [`profile`]: optional `perf record` of the server around a phase.
 //! - [`report`]: histograms, the comparison table, targets and JSON.
 //! - [`run`]: the phases in order, per unit count.
 
+pub mod cameras;
 pub mod checkpoint_stall;
 pub mod city;
 pub mod connect_storm;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use patrol_bench::cameras::CameraSpec;
 use patrol_bench::checkpoint_stall::CheckpointSpec;
 use patrol_bench::city::Centre;
 use patrol_bench::connect_storm::StormSpec;
@@ -39,6 +40,9 @@ enum Phase {
     /// not in the default list).
     #[value(name = "checkpoint_stall", alias = "checkpoint-stall")]
     CheckpointStall,
+    /// CamerasSeeing at 10k/100k/1M cameras and the cost of follow mode,
+    /// in memory (not in the default list).
+    Cameras,
 }
 
 /// Benchmarks patrold through its gRPC API against Redis GEO on the same
@@ -190,6 +194,29 @@ struct Args {
     /// Seconds of steady ingest measured before the storm (default 3; quick: 2).
     #[arg(long, help_heading = "connect_storm")]
     storm_seconds: Option<f64>,
+    /// Registered camera counts for `cameras` (default 10000,100000,1000000;
+    /// quick: 10000).
+    #[arg(long, value_delimiter = ',', help_heading = "cameras")]
+    camera_counts: Option<Vec<usize>>,
+    /// CamerasSeeing queries one at a time, per kind of point (default 2000;
+    /// quick: 500).
+    #[arg(long, help_heading = "cameras")]
+    camera_queries: Option<usize>,
+    /// CamerasSeeing requests in flight for the throughput figure.
+    #[arg(long, default_value_t = 32, help_heading = "cameras")]
+    camera_in_flight: usize,
+    /// Seconds of the throughput pass (default 5; quick: 2).
+    #[arg(long, help_heading = "cameras")]
+    camera_seconds: Option<f64>,
+    /// Moving units during the follow measurement (default 10000).
+    #[arg(long, help_heading = "cameras")]
+    follow_units: Option<usize>,
+    /// Units followed (0: no follow measurement).
+    #[arg(long, default_value_t = 100, help_heading = "cameras")]
+    follows: usize,
+    /// Seconds of each follow window, without and with (default 5; quick: 2).
+    #[arg(long, help_heading = "cameras")]
+    follow_seconds: Option<f64>,
     /// Registered units for `checkpoint_stall` (default 1000000; quick: 100000).
     #[arg(long, help_heading = "checkpoint_stall")]
     checkpoint_units: Option<usize>,
@@ -251,6 +278,7 @@ fn options(args: &Args) -> Result<Options> {
         urgent: has(Phase::Urgent),
         connect_storm: has(Phase::ConnectStorm),
         checkpoint_stall: has(Phase::CheckpointStall),
+        cameras: has(Phase::Cameras),
     };
     let needs_patrold = !args.no_patrold
         && (phases.ingest
@@ -260,7 +288,8 @@ fn options(args: &Args) -> Result<Options> {
             || phases.durability
             || phases.urgent
             || phases.connect_storm
-            || phases.checkpoint_stall);
+            || phases.checkpoint_stall
+            || phases.cameras);
     let server = match &args.server {
         Some(url) => ServerSource::Connect {
             url: url.clone(),
@@ -365,6 +394,24 @@ fn options(args: &Args) -> Result<Options> {
                 .checkpoint_interval_ms
                 .unwrap_or(if q { 2_000 } else { 5_000 }),
             keep_ms: args.checkpoint_keep_ms,
+            clients: args.clients.max(1),
+            batch: args.batch.max(1),
+            seed: args.seed,
+        },
+        cameras: CameraSpec {
+            counts: args.camera_counts.clone().unwrap_or_else(|| {
+                if q {
+                    vec![10_000]
+                } else {
+                    vec![10_000, 100_000, 1_000_000]
+                }
+            }),
+            queries: args.camera_queries.unwrap_or(if q { 500 } else { 2_000 }),
+            in_flight: args.camera_in_flight.max(1),
+            throughput_time: secs(args.camera_seconds, if q { 2.0 } else { 5.0 }),
+            follow_units: args.follow_units.unwrap_or(10_000),
+            follows: args.follows,
+            window: secs(args.follow_seconds, if q { 2.0 } else { 5.0 }),
             clients: args.clients.max(1),
             batch: args.batch.max(1),
             seed: args.seed,

@@ -99,6 +99,9 @@ pub(crate) enum Command {
     },
     /// List the patrol zones.
     Zones,
+    /// Video patrol: seeing, aim, aim-all, follow, along.
+    #[command(flatten)]
+    Camera(crate::cameras::CameraCommand),
 }
 
 /// `24.94,60.17` as a point.
@@ -391,6 +394,71 @@ mod tests {
         assert!(parse(&["track", "start", "--label", "x", "--lon", "24.9"]).is_err());
         assert!(parse(&["track", "sight", "trk-1", "--camera", "cam-3"]).is_ok());
         assert!(parse(&["track", "intercepts", "trk-1", "-k", "2"]).is_ok());
+    }
+
+    #[test]
+    fn camera_commands_need_exactly_one_target() {
+        use crate::cameras::CameraCommand;
+        let cli = parse(&["seeing", "--lon", "24.9", "--lat", "-60.1", "-k", "5"]).unwrap();
+        let Command::Camera(CameraCommand::Seeing { k, .. }) = cli.command else {
+            panic!("not seeing")
+        };
+        assert_eq!(k, 5);
+        assert!(parse(&["seeing", "--unit", "car-1"]).is_ok());
+        assert!(parse(&["seeing", "--incident", "inc-1"]).is_ok());
+        assert!(parse(&["seeing"]).is_err());
+        assert!(parse(&["seeing", "--lon", "24.9"]).is_err());
+        assert!(parse(&["seeing", "--unit", "u", "--incident", "i"]).is_err());
+        assert!(parse(&["seeing", "--unit", "u", "--lon", "1", "--lat", "2"]).is_err());
+
+        let cli = parse(&["aim", "ptz-2", "--incident", "inc-4", "--dry-run"]).unwrap();
+        let Command::Camera(CameraCommand::Aim {
+            camera_id, dry_run, ..
+        }) = cli.command
+        else {
+            panic!("not aim")
+        };
+        assert_eq!((camera_id.as_str(), dry_run), ("ptz-2", true));
+        assert!(parse(&["aim", "--unit", "u"]).is_err());
+        assert!(parse(&["aim", "ptz-2"]).is_err());
+
+        assert!(parse(&["aim-all", "--incident", "inc-4"]).is_ok());
+        assert!(parse(&["aim-all", "--lon", "24.9", "--lat", "60.1", "--dry-run"]).is_ok());
+        assert!(parse(&["aim-all"]).is_err());
+    }
+
+    #[test]
+    fn follow_and_along_parse() {
+        use crate::cameras::CameraCommand;
+        let cli = parse(&[
+            "follow",
+            "car-3",
+            "--camera",
+            "ptz-1,ptz-2",
+            "--camera",
+            "ptz-5",
+        ])
+        .unwrap();
+        let Command::Camera(CameraCommand::Follow {
+            unit_id,
+            cameras,
+            stop,
+        }) = cli.command
+        else {
+            panic!("not follow")
+        };
+        assert_eq!(unit_id, "car-3");
+        assert_eq!(cameras, ["ptz-1", "ptz-2", "ptz-5"]);
+        assert!(!stop);
+        assert!(parse(&["follow", "car-3", "--stop"]).is_ok());
+        assert!(parse(&["follow", "car-3", "--stop", "--camera", "p"]).is_err());
+        assert!(parse(&["follow"]).is_err());
+        let cli = parse(&["along", "car-3", "--corridor", "25"]).unwrap();
+        let Command::Camera(CameraCommand::Along { corridor, .. }) = cli.command else {
+            panic!("not along")
+        };
+        assert_eq!(corridor, Some(25.0));
+        assert!(parse(&["along"]).is_err());
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //! - `watch`: the command room as `watch` sees it: the state built from
 //!   `WatchEvent`s (snapshots, gaps, resync, resume), how each event is told,
 //!   the plain-text view and its terminal framing; all pure.
+//! - `cameras`: video patrol (`seeing`, `aim`, `aim-all`, `follow`, `along`).
 //! - `tracks`: `track ...` (a suspect followed from camera to camera) and `zones`.
 //! - `format`: enum words, bounding boxes, times, ages, tables.
 
+mod cameras;
 mod cli;
 mod commands;
 mod format;

@@ -13,7 +13,7 @@
 //! - `targets`: the targets.
 //! - `facts`: the machine, settings and notes of the run.
 //!
-//! Durability, urgent, connect_storm and checkpoint_stall start their own
+//! Durability, urgent, connect_storm, checkpoint_stall and cameras start their own
 //! servers ([`crate::server::Launcher`]) and run after the unit counts.
 
 mod context;
@@ -32,7 +32,7 @@ use tracing::{info, warn};
 
 use crate::report::{Report, count_label};
 use crate::server::{Launcher, Patrold, ServerSettings, ServerSource};
-use crate::{checkpoint_stall, connect_storm, durability, urgent};
+use crate::{cameras, checkpoint_stall, connect_storm, durability, urgent};
 use context::Context;
 
 pub use options::{Options, Phases};
@@ -129,15 +129,15 @@ fn launcher(opts: &Options) -> Option<Launcher> {
 }
 
 /// The phases that spawn their own patrold (and redis-server): durability,
-/// urgent, connect_storm, checkpoint_stall, in that order.
+/// urgent, connect_storm, checkpoint_stall, cameras, in that order.
 async fn own_servers(opts: &Options, report: &mut Report) -> Result<()> {
     let p = opts.phases;
-    if !(p.durability || p.urgent || p.connect_storm || p.checkpoint_stall) {
+    if !(p.durability || p.urgent || p.connect_storm || p.checkpoint_stall || p.cameras) {
         return Ok(());
     }
     let Some(launcher) = launcher(opts) else {
         warn!(
-            "durability, urgent, connect_storm and checkpoint_stall skipped: they spawn their own servers (not with --server)"
+            "durability, urgent, connect_storm, checkpoint_stall and cameras skipped: they spawn their own servers (not with --server)"
         );
         return Ok(());
     };
@@ -165,6 +165,11 @@ async fn own_servers(opts: &Options, report: &mut Report) -> Result<()> {
         checkpoint_stall::run(&launcher, &mut city, &opts.checkpoint, report)
             .await
             .context("checkpoint_stall phase")?;
+    }
+    if p.cameras {
+        cameras::run(&launcher, &opts.cameras, report)
+            .await
+            .context("cameras phase")?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cameras::CameraSpec;
 use crate::checkpoint_stall::CheckpointSpec;
 use crate::city::{Centre, City, CitySpec};
 use crate::connect_storm::StormSpec;
@@ -25,6 +26,9 @@ pub struct Phases {
     pub connect_storm: bool,
     /// Redis stalls during checkpoints (not in the default list).
     pub checkpoint_stall: bool,
+    /// CamerasSeeing at each camera count and follow mode (not in the
+    /// default list).
+    pub cameras: bool,
 }
 
 impl Phases {
@@ -38,6 +42,7 @@ impl Phases {
         urgent: true,
         connect_storm: true,
         checkpoint_stall: true,
+        cameras: true,
     };
 }
 
@@ -93,6 +98,8 @@ pub struct Options {
     /// Units for `checkpoint_stall`, and how it runs.
     pub checkpoint_units: usize,
     pub checkpoint: CheckpointSpec,
+    /// How `cameras` runs.
+    pub cameras: CameraSpec,
 }
 
 /// The count in `units` nearest to `want` (`want` itself when there is none).
