@@ -99,6 +99,9 @@ pub(crate) enum Command {
     },
     /// List the patrol zones.
     Zones,
+    /// How much of the map's streets the cameras see (cars, foot) and the
+    /// blind spots (--geojson FILE writes them).
+    Coverage(crate::coverage::CoverageArgs),
     /// Video patrol: seeing, aim, aim-all, follow, along.
     #[command(flatten)]
     Camera(crate::cameras::CameraCommand),

@@ -103,6 +103,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Alert(args) => post_alert(CameraServiceClient::new(channel.clone()), args).await,
         Command::Track { command } => crate::tracks::run(channel.clone(), command).await,
         Command::Zones => crate::tracks::zones(channel.clone()).await,
+        Command::Coverage(args) => crate::coverage::run(channel.clone(), args).await,
         Command::Camera(command) => crate::cameras::run(channel.clone(), command).await,
     }
 }

@@ -21,6 +21,7 @@
 mod cameras;
 mod cli;
 mod commands;
+mod coverage;
 mod format;
 mod session;
 mod tracks;
