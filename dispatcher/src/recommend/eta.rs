@@ -38,6 +38,21 @@ pub(crate) struct EtaPick {
     pub route: Vec<LonLat>,
 }
 
+impl EtaPick {
+    /// A unit that cannot arrive before the k-th pick (its ETA not made).
+    fn later(slot: u32, straight_m: f64) -> Self {
+        EtaPick {
+            slot,
+            straight_m,
+            eta_s: f64::INFINITY,
+            route_m: None,
+            method: EtaMethod::Network,
+            note: None,
+            route: Vec::new(),
+        }
+    }
+}
+
 /// What [`rank_by_eta`] found.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EtaRanking {
@@ -128,15 +143,7 @@ pub(crate) fn rank_by_eta(
                 f64::INFINITY
             };
             if straight_m / vmax_kind(kind) >= limit {
-                passed_over.push(EtaPick {
-                    slot,
-                    straight_m,
-                    eta_s: f64::INFINITY,
-                    route_m: None,
-                    method: EtaMethod::Network,
-                    note: None,
-                    route: Vec::new(),
-                });
+                passed_over.push(EtaPick::later(slot, straight_m));
                 continue;
             }
             let metric = network.metric(kind, query.priority);
@@ -198,15 +205,7 @@ pub(crate) fn rank_by_eta(
                                 },
                                 // Slower than the k-th (or no route at all).
                                 None if limit.is_finite() => {
-                                    passed_over.push(EtaPick {
-                                        slot,
-                                        straight_m,
-                                        eta_s: f64::INFINITY,
-                                        route_m: None,
-                                        method: EtaMethod::Network,
-                                        note: None,
-                                        route: Vec::new(),
-                                    });
+                                    passed_over.push(EtaPick::later(slot, straight_m));
                                     continue;
                                 }
                                 None => straight("no route joins the unit and the target"),
