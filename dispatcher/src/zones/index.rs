@@ -121,15 +121,23 @@ impl ZoneIndex {
         zones
     }
 
+    /// Zones that hold `at`, smallest area first (a segment before the zone
+    /// it is part of), then by id.
+    pub fn containing_smallest_first(&self, at: LonLat) -> Vec<&Zone> {
+        use geo::Area;
+        let mut zones: Vec<(f64, &Zone)> = self
+            .containing(at)
+            .into_iter()
+            .map(|z| (z.polygon.unsigned_area(), z))
+            .collect();
+        zones.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        zones.into_iter().map(|(_, z)| z).collect()
+    }
+
     /// The zone of an incident at `at`: the smallest-area zone holding it
     /// (a segment before the zone it is part of), if any.
     pub fn zone_of(&self, at: LonLat) -> Option<&Zone> {
-        use geo::Area;
-        self.containing(at).into_iter().min_by(|a, b| {
-            a.polygon
-                .unsigned_area()
-                .total_cmp(&b.polygon.unsigned_area())
-        })
+        self.containing_smallest_first(at).into_iter().next()
     }
 }
 

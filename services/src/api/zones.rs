@@ -118,15 +118,14 @@ impl ZoneService for ZoneApi {
             None => return Err(ServerError::missing("target").into()),
             Some(Target::Point(p)) => {
                 let at = from_wire::lonlat("point", Some(&p))?;
-                self.hub.read(|core| {
-                    let index = core.zone_index();
-                    let mut inside = index.containing(at);
-                    inside
-                        .sort_by(|a, b| area(a).total_cmp(&area(b)).then_with(|| a.id.cmp(&b.id)));
-                    pb::ZonesAtResponse {
-                        zones: inside.into_iter().map(to_wire::zone).collect(),
-                        home_zone_id: String::new(),
-                    }
+                self.hub.read(|core| pb::ZonesAtResponse {
+                    zones: core
+                        .zone_index()
+                        .containing_smallest_first(at)
+                        .into_iter()
+                        .map(to_wire::zone)
+                        .collect(),
+                    home_zone_id: String::new(),
                 })
             }
             Some(Target::UnitId(id)) => {
@@ -149,10 +148,4 @@ impl ZoneService for ZoneApi {
         };
         Ok(Response::new(reply))
     }
-}
-
-/// Planar area in square degrees, only to order nested zones.
-fn area(zone: &patrol_dispatcher::Zone) -> f64 {
-    use geo::Area;
-    zone.polygon.unsigned_area()
 }
