@@ -278,32 +278,6 @@ impl Hub {
         self.run(origin, Command::RemoveZone { zone_id }).await
     }
 
-    /// Puts every zone of a GeoJSON file whose content differs from the
-    /// zone held (so restarting nodes of a region do not bump versions);
-    /// returns how many were put.
-    pub async fn load_zone_file(&self, path: &std::path::Path) -> anyhow::Result<usize> {
-        use anyhow::Context;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading zone_file {}", path.display()))?;
-        let specs = patrol_dispatcher::parse_zones(&text)
-            .map_err(|e| anyhow::anyhow!("zone_file {}: {e}", path.display()))?;
-        let mut put = 0;
-        for spec in specs {
-            let same = self.read(|core| {
-                core.zone(&spec.id).is_ok_and(|z| {
-                    z.name == spec.name && z.kind == spec.kind && z.polygon == spec.polygon
-                })
-            });
-            if !same {
-                self.put_zone(Origin::system(&self.name), spec)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("zone_file {}: {e}", path.display()))?;
-                put += 1;
-            }
-        }
-        Ok(put)
-    }
-
     /// Sets or clears a unit's home zone.
     pub async fn set_home_zone(
         &self,

@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::durable::RedisLog;
 use crate::durable::reader::Reader;
-use crate::hub::{self, Hub, shutdown_started};
+use crate::hub::{self, Hub, Origin, shutdown_started};
 use crate::node::{NodeStart, NodeState};
 use crate::sequencer::Sequencer;
 use crate::telemetry as m;
@@ -122,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         Hub::in_memory(config, core)
     };
     if !hub.config.zone_file.as_os_str().is_empty() {
-        let put = hub.load_zone_file(&hub.config.zone_file).await?;
+        let put = load_zone_file(&hub, &hub.config.zone_file).await?;
         tracing::info!(put, file = %hub.config.zone_file.display(), "zones loaded");
     }
 
@@ -350,4 +350,29 @@ async fn unit_gauges(hub: Arc<Hub>) {
             metrics::gauge!(m::UNITS, "status" => status.as_str()).set(count as f64);
         }
     }
+}
+
+/// Puts every zone of the config's GeoJSON `zone_file` whose content differs
+/// from the zone held (so restarting nodes of a region do not bump versions);
+/// returns how many were put.
+async fn load_zone_file(hub: &Hub, path: &std::path::Path) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading zone_file {}", path.display()))?;
+    let specs = patrol_dispatcher::parse_zones(&text)
+        .map_err(|e| anyhow::anyhow!("zone_file {}: {e}", path.display()))?;
+    let mut put = 0;
+    for spec in specs {
+        let same = hub.read(|core| {
+            core.zone(&spec.id).is_ok_and(|z| {
+                z.name == spec.name && z.kind == spec.kind && z.polygon == spec.polygon
+            })
+        });
+        if !same {
+            hub.put_zone(Origin::system(hub.name()), spec)
+                .await
+                .map_err(|e| anyhow::anyhow!("zone_file {}: {e}", path.display()))?;
+            put += 1;
+        }
+    }
+    Ok(put)
 }
