@@ -6,9 +6,9 @@
 
 use anyhow::Result;
 use clap::{ArgGroup, Args, Subcommand};
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::camera_service_client::CameraServiceClient;
 use patrol_proto::v1::{self as pb, camera_target, cameras_along_request};
-use tonic::transport::Channel;
 
 use crate::commands::call;
 use crate::format::{Table, metres};
@@ -106,7 +106,7 @@ impl Target {
 }
 
 /// Runs one camera command.
-pub(crate) async fn run(channel: Channel, command: CameraCommand) -> Result<()> {
+pub(crate) async fn run(channel: Authed, command: CameraCommand) -> Result<()> {
     let mut client = CameraServiceClient::new(channel);
     match command {
         CameraCommand::Seeing { target, k } => {

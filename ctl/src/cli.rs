@@ -22,12 +22,38 @@ pub(crate) struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// The bearer token calls carry [default: the session of `patrolctl
+    /// login`, else the operator's of a demo server on this machine].
+    #[arg(long, global = true, env = "PATROL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Use this credential of a demo server on this machine: operator,
+    /// viewer or admin.
+    #[arg(long = "as", global = true, value_parser = ["operator", "viewer", "admin"])]
+    pub as_role: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Log in (default: as the demo's operator) and keep the session for
+    /// later calls; asks for the secret unless --secret or PATROL_SECRET.
+    Login {
+        identity: Option<String>,
+        #[arg(long, env = "PATROL_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// End the saved session.
+    Logout,
+    /// Who the server takes this caller for.
+    Whoami,
+    /// Credentials (admin): issue, list, revoke, unlock.
+    Auth {
+        #[command(subcommand)]
+        command: crate::auth::AuthCommand,
+    },
+    /// The audit log (admin): who did what, when.
+    Audit(crate::auth::AuditArgs),
     /// Follow the command room live (or one line per event with --log).
     Watch(WatchArgs),
     /// List units, following pages up to --limit.

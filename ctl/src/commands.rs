@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
+use patrol_proto::auth::{Authed, Bearer, authed};
 use patrol_proto::v1::camera_service_client::CameraServiceClient;
 use patrol_proto::v1::incident_service_client::IncidentServiceClient;
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
@@ -31,10 +32,17 @@ const PAGE_SIZE: u32 = 1000;
 /// Connects to `--server` and runs the command.
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let server = with_scheme(&cli.server);
-    let channel = connect(&server).await?;
+    let token = crate::auth::token(cli.token.as_deref(), cli.as_role.as_deref())?;
+    let bearer = Bearer::new(token.as_deref()).context("--token is not printable text")?;
+    let channel = authed(connect(&server).await?, bearer);
     let units = || UnitServiceClient::new(channel.clone());
     let incidents = || IncidentServiceClient::new(channel.clone());
     match cli.command {
+        Command::Login { identity, secret } => crate::auth::login(channel, identity, secret).await,
+        Command::Logout => crate::auth::logout(channel).await,
+        Command::Whoami => crate::auth::whoami(channel).await,
+        Command::Auth { command } => crate::auth::run(channel, command).await,
+        Command::Audit(args) => crate::auth::audit(channel, args).await,
         Command::Watch(args) => session::watch(&server, channel.clone(), args).await,
         Command::Orders { unit_id } => session::orders(units(), unit_id).await,
         Command::Units(args) => list_units(units(), args).await,
@@ -167,7 +175,7 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-async fn list_units(mut client: UnitServiceClient<Channel>, args: UnitsArgs) -> Result<()> {
+async fn list_units(mut client: UnitServiceClient<Authed>, args: UnitsArgs) -> Result<()> {
     let limit = args.limit.map_or(usize::MAX, |l| l as usize);
     let mut units: Vec<Unit> = Vec::new();
     let mut page_token = String::new();
@@ -200,7 +208,7 @@ async fn list_units(mut client: UnitServiceClient<Channel>, args: UnitsArgs) -> 
     Ok(())
 }
 
-async fn show_unit(mut client: UnitServiceClient<Channel>, id: String) -> Result<()> {
+async fn show_unit(mut client: UnitServiceClient<Authed>, id: String) -> Result<()> {
     let unit = client
         .get_unit(call(pb::GetUnitRequest { id }))
         .await?
@@ -212,7 +220,7 @@ async fn show_unit(mut client: UnitServiceClient<Channel>, id: String) -> Result
 }
 
 async fn list_incidents(
-    mut client: IncidentServiceClient<Channel>,
+    mut client: IncidentServiceClient<Authed>,
     args: IncidentsArgs,
 ) -> Result<()> {
     let statuses: Vec<i32> = if args.all {
@@ -233,8 +241,8 @@ async fn list_incidents(
 }
 
 async fn show_incident(
-    mut client: IncidentServiceClient<Channel>,
-    mut units: UnitServiceClient<Channel>,
+    mut client: IncidentServiceClient<Authed>,
+    mut units: UnitServiceClient<Authed>,
     id: String,
 ) -> Result<()> {
     let incident = client
@@ -259,7 +267,7 @@ async fn show_incident(
 }
 
 async fn create_incident(
-    mut client: IncidentServiceClient<Channel>,
+    mut client: IncidentServiceClient<Authed>,
     args: CreateIncidentArgs,
 ) -> Result<()> {
     let request = call(pb::CreateIncidentRequest {
@@ -278,7 +286,7 @@ async fn create_incident(
     Ok(())
 }
 
-async fn recommend(mut client: IncidentServiceClient<Channel>, args: RecommendArgs) -> Result<()> {
+async fn recommend(mut client: IncidentServiceClient<Authed>, args: RecommendArgs) -> Result<()> {
     let target = match (args.incident, args.lon, args.lat) {
         (Some(id), _, _) => recommend_request::Target::IncidentId(id),
         (None, Some(lon), Some(lat)) => recommend_request::Target::Point(pb::LonLat { lon, lat }),
@@ -299,7 +307,7 @@ async fn recommend(mut client: IncidentServiceClient<Channel>, args: RecommendAr
 }
 
 async fn set_incident_status(
-    mut client: IncidentServiceClient<Channel>,
+    mut client: IncidentServiceClient<Authed>,
     id: String,
     status: IncidentStatus,
     note: String,
@@ -321,7 +329,7 @@ async fn set_incident_status(
 }
 
 async fn register_unit(
-    mut client: UnitServiceClient<Channel>,
+    mut client: UnitServiceClient<Authed>,
     args: RegisterUnitArgs,
 ) -> Result<()> {
     let request = call(pb::RegisterUnitRequest {
@@ -341,7 +349,7 @@ async fn register_unit(
     Ok(())
 }
 
-async fn ping(mut client: UnitServiceClient<Channel>, args: PingArgs) -> Result<()> {
+async fn ping(mut client: UnitServiceClient<Authed>, args: PingArgs) -> Result<()> {
     let ping = pb::Ping {
         unit_id: args.unit_id,
         fix_time_unix_ms: args.time_ms.unwrap_or_else(now_ms),
@@ -372,7 +380,7 @@ async fn ping(mut client: UnitServiceClient<Channel>, args: PingArgs) -> Result<
     Ok(())
 }
 
-async fn post_alert(mut client: CameraServiceClient<Channel>, args: AlertArgs) -> Result<()> {
+async fn post_alert(mut client: CameraServiceClient<Authed>, args: AlertArgs) -> Result<()> {
     let request = call(pb::PostAlertRequest {
         request_id: Default::default(),
         object_id: Default::default(),

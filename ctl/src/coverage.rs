@@ -3,9 +3,9 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::camera_service_client::CameraServiceClient;
 use patrol_proto::v1::{self as pb, BoundingBox};
-use tonic::transport::Channel;
 
 use crate::commands::call;
 use crate::format::{metres, parse_bbox};
@@ -23,7 +23,7 @@ pub(crate) struct CoverageArgs {
     geojson: Option<std::path::PathBuf>,
 }
 
-pub(crate) async fn run(channel: Channel, args: CoverageArgs) -> Result<()> {
+pub(crate) async fn run(channel: Authed, args: CoverageArgs) -> Result<()> {
     let reply = CameraServiceClient::new(channel)
         .coverage(call(pb::CoverageRequest {
             bbox: args.bbox,

@@ -3,8 +3,8 @@
 //! plain-text table that truncates long cells.
 
 use patrol_proto::v1::{
-    BoundingBox, EtaMethod, ExclusionReason, IncidentSource, IncidentStatus, PingRejectReason,
-    ResyncReason, UnitAlertKind, UnitKind, UnitStatus, ZoneChangeKind,
+    BoundingBox, CredentialKind, EtaMethod, ExclusionReason, IncidentSource, IncidentStatus,
+    PingRejectReason, ResyncReason, Role, UnitAlertKind, UnitKind, UnitStatus, ZoneChangeKind,
 };
 
 /// A protobuf enum whose values are shown as lowercase words: the proto name
@@ -47,6 +47,8 @@ enum_word!(
 enum_word!(ResyncReason, "RESYNC_REASON_", "resync reason");
 enum_word!(UnitAlertKind, "UNIT_ALERT_KIND_", "unit alert kind");
 enum_word!(EtaMethod, "ETA_METHOD_", "ETA method");
+enum_word!(Role, "ROLE_", "role");
+enum_word!(CredentialKind, "CREDENTIAL_KIND_", "credential kind");
 
 /// `UnitStatus::EnRoute` as `en_route`.
 pub(crate) fn word<E: EnumWord>(value: E) -> String {

@@ -8,6 +8,7 @@
 //! On failure it prints `error: <gRPC code>: <message>` to stderr and exits 1.
 //!
 //! # Layout
+//! - `auth`: which credential a call carries; login, logout, whoami, auth, audit.
 //! - `cli`: the clap definitions of every command and flag.
 //! - `commands`: one-shot commands (request, call, print) and their formatting.
 //! - `session`: the long-lived streams (`watch`, `orders`) with reconnect and backoff.
@@ -18,6 +19,7 @@
 //! - `tracks`: `track ...` (a suspect followed from camera to camera) and `zones`.
 //! - `format`: enum words, bounding boxes, times, ages, tables.
 
+mod auth;
 mod cameras;
 mod cli;
 mod commands;

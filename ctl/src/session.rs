@@ -7,11 +7,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::command_room_client::CommandRoomClient;
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
 use patrol_proto::v1::{ReceiveOrdersRequest, WatchRequest};
 use tokio::time::{Instant, MissedTickBehavior};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::cli::WatchArgs;
@@ -107,7 +107,7 @@ impl Screen {
 
 /// `patrolctl watch`: follows the command room until Ctrl-C, `--count` or
 /// `--once`. Fails at the end if any seq gap was seen.
-pub(crate) async fn watch(server: &str, channel: Channel, args: WatchArgs) -> Result<()> {
+pub(crate) async fn watch(server: &str, channel: Authed, args: WatchArgs) -> Result<()> {
     let mode = match (args.log, args.once) {
         (true, _) => Mode::Log,
         (false, true) => Mode::Once,
@@ -255,7 +255,7 @@ fn finish(state: &RoomState, mode: Mode) -> Result<()> {
 /// ends the stream (another terminal took the unit over) or Ctrl-C. On a
 /// broken connection it reconnects; the server then re-sends the current
 /// order, which is printed only once.
-pub(crate) async fn orders(mut client: UnitServiceClient<Channel>, unit_id: String) -> Result<()> {
+pub(crate) async fn orders(mut client: UnitServiceClient<Authed>, unit_id: String) -> Result<()> {
     let mut backoff = Backoff::new();
     let mut printed: HashSet<String> = HashSet::new();
     loop {

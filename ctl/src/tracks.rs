@@ -5,10 +5,10 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::track_service_client::TrackServiceClient;
 use patrol_proto::v1::zone_service_client::ZoneServiceClient;
 use patrol_proto::v1::{self as pb, UnitKind};
-use tonic::transport::Channel;
 
 use crate::commands::call;
 use crate::format::{clock, eta, metres, parse_word, word_of};
@@ -95,7 +95,7 @@ pub(crate) struct SightArgs {
 }
 
 /// Runs one `track` command.
-pub(crate) async fn run(channel: Channel, command: TrackCommand) -> Result<()> {
+pub(crate) async fn run(channel: Authed, command: TrackCommand) -> Result<()> {
     let mut client = TrackServiceClient::new(channel);
     let track = |r: tonic::Response<pb::TrackResponse>| r.into_inner().track.unwrap_or_default();
     match command {
@@ -169,7 +169,7 @@ pub(crate) async fn run(channel: Channel, command: TrackCommand) -> Result<()> {
 }
 
 /// `patrolctl zones`: every zone, one line each.
-pub(crate) async fn zones(channel: Channel) -> Result<()> {
+pub(crate) async fn zones(channel: Authed) -> Result<()> {
     let zones = ZoneServiceClient::new(channel)
         .list_zones(call(pb::ListZonesRequest::default()))
         .await?

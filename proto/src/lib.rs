@@ -19,6 +19,71 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/patrol_descriptor.bin"));
 }
 
+/// The client side of authentication: every call through an [`Authed`]
+/// channel carries `authorization: Bearer <token>` (or nothing, for a server
+/// with `auth.required = false` or a mutual-TLS client).
+pub mod auth {
+    use tonic::metadata::{Ascii, MetadataValue};
+    use tonic::service::interceptor::InterceptedService;
+    use tonic::transport::Channel;
+
+    /// Adds the bearer token to each request.
+    #[derive(Clone, Default)]
+    pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+    impl Bearer {
+        /// `token` as a bearer credential; `None` or empty: no credential.
+        /// Fails when the token is not printable ASCII.
+        pub fn new(
+            token: Option<&str>,
+        ) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
+            match token.map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(Self(None)),
+                Some(token) => Ok(Self(Some(format!("Bearer {token}").parse()?))),
+            }
+        }
+    }
+
+    impl tonic::service::Interceptor for Bearer {
+        fn call(
+            &mut self,
+            mut request: tonic::Request<()>,
+        ) -> Result<tonic::Request<()>, tonic::Status> {
+            if let Some(value) = &self.0 {
+                request
+                    .metadata_mut()
+                    .insert("authorization", value.clone());
+            }
+            Ok(request)
+        }
+    }
+
+    /// Where a demo server writes its credentials and clients on the same
+    /// machine look for them: `$XDG_RUNTIME_DIR/patrol/demo-credentials.json`,
+    /// else `$HOME/.local/state/patrol/demo-credentials.json`, else the temp
+    /// dir.
+    pub fn demo_credentials_path() -> std::path::PathBuf {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(|h| std::path::PathBuf::from(h).join(".local/state"))
+            })
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("patrol").join("demo-credentials.json")
+    }
+
+    /// A channel whose calls carry a [`Bearer`] token.
+    pub type Authed = InterceptedService<Channel, Bearer>;
+
+    /// `channel` with `bearer` on every call.
+    pub fn authed(channel: Channel, bearer: Bearer) -> Authed {
+        InterceptedService::new(channel, bearer)
+    }
+}
+
 /// `CommandRoom` and `UnitService` servers over [`EncodedWatchEvent`] and
 /// [`PingBatch`].
 pub mod shared {

@@ -33,6 +33,8 @@ pub struct Config {
     pub demo: DemoConfig,
     /// Durable, shared state in Redis; off (in memory) unless `urls` is set.
     pub redis: RedisConfig,
+    /// Credentials, roles, sessions and lockout (see `auth` in the README).
+    pub auth: AuthConfig,
     /// An OpenStreetMap extract (`.osm.pbf`) to route over: units are then
     /// ranked by travel time over its streets and footways, and orders carry
     /// their route. Empty: no map (straight-line ETAs), unless the demo runs,
@@ -208,6 +210,48 @@ pub struct AlertsConfig {
 /// alert per tracked object that reaches `min_score` on a mapped camera.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Every call except health checks and Login must carry a credential.
+    /// Off only for tests and labs (the server warns): a call without one is
+    /// then let through with no role checks, one with one is still checked.
+    pub required: bool,
+    /// How long a Login session lasts before the person must log in again,
+    /// milliseconds (default 12 hours).
+    pub session_ttl_ms: i64,
+    /// This many failures (wrong secrets) of one identity within
+    /// `lockout_window_ms` lock it until an admin unlocks it.
+    pub lockout_failures: usize,
+    pub lockout_window_ms: i64,
+    /// With Redis: how long a node trusts what it read about a credential,
+    /// milliseconds; a revocation or lockout on another node takes effect
+    /// here within this long.
+    pub cache_ms: u64,
+    /// The key tokens are hashed with (HMAC-SHA-256). Empty: a random one per
+    /// process in memory; with Redis, one made by the region's first node and
+    /// kept there (set one, e.g. from `PATROL_AUTH_TOKEN_KEY`, to keep it out of
+    /// Redis).
+    pub token_key: String,
+    /// When no admin exists yet: create identity `admin` with a key and write
+    /// its token to this file (mode 0600) at start. Empty: do not.
+    pub admin_token_file: PathBuf,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            required: true,
+            session_ttl_ms: 12 * 3_600_000,
+            lockout_failures: 5,
+            lockout_window_ms: 15 * 60_000,
+            cache_ms: 1_000,
+            token_key: String::new(),
+            admin_token_file: PathBuf::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FrigateConfig {
     /// `mqtt://[user[:password]@]host[:port]` of the broker Frigate
     /// publishes to (port 1883 by default; no TLS). Empty: no bridge.
@@ -261,6 +305,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             demo: DemoConfig::default(),
             redis: RedisConfig::default(),
+            auth: AuthConfig::default(),
             map: PathBuf::new(),
             network: Default::default(),
             profiles: Default::default(),
@@ -413,6 +458,15 @@ impl Config {
         anyhow::ensure!(
             self.watch.position_interval_ms >= 1,
             "watch.position_interval_ms must be >= 1"
+        );
+        anyhow::ensure!(
+            self.auth.session_ttl_ms >= 1_000,
+            "auth.session_ttl_ms = {}: must be >= 1000",
+            self.auth.session_ttl_ms
+        );
+        anyhow::ensure!(
+            self.auth.lockout_failures >= 1 && self.auth.lockout_window_ms >= 1,
+            "auth.lockout_failures and auth.lockout_window_ms must be >= 1"
         );
         anyhow::ensure!(
             self.watch.history_events >= 16,

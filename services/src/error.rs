@@ -75,10 +75,13 @@ pub enum ServerError {
     /// A newer terminal took over this unit's order stream.
     #[error("replaced by a newer ReceiveOrders for unit {unit_id}")]
     Replaced { unit_id: String },
-    /// The caller has no valid credential (room for authentication).
+    /// A store the call needs (the credential store in Redis) did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The caller has no valid credential.
     #[error("{0}")]
     Unauthenticated(String),
-    /// The caller may not do this (room for roles).
+    /// The caller's role or scope does not allow this.
     #[error("{0}")]
     PermissionDenied(String),
     /// A failure of the transport or the stream, passed on with its own code.
@@ -139,7 +142,9 @@ impl ServerError {
             ServerError::Core(E::Full { .. }) => Code::ResourceExhausted,
             ServerError::BadRequest { .. } | ServerError::Missing { .. } => Code::InvalidArgument,
             ServerError::TooLarge { .. } | ServerError::QueueFull { .. } => Code::ResourceExhausted,
-            ServerError::ShuttingDown(_) | ServerError::NotStored { .. } => Code::Unavailable,
+            ServerError::ShuttingDown(_)
+            | ServerError::NotStored { .. }
+            | ServerError::Unavailable(_) => Code::Unavailable,
             ServerError::MaybeStored { .. } | ServerError::NotApplied { .. } => {
                 Code::DeadlineExceeded
             }

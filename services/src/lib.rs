@@ -4,7 +4,8 @@
 //!
 //! # How a change flows
 //! A request is converted and validated once ([`convert::from_wire`]),
-//! stamped with who sent it and when ([`hub::Origin`]), and becomes an
+//! admitted by its credential and role ([`auth`]), stamped with who sent it
+//! and when ([`hub::Origin`]), and becomes an
 //! [`command::Envelope`]. The [`sequencer`] orders it: in memory it is
 //! applied at once; with Redis it is appended to the region's log first
 //! ([`durable`]) and every node applies the log in order. The
@@ -23,7 +24,8 @@
 //! - [`durable`]: Redis: the region's log, its lanes, the log reader,
 //!   checkpoints.
 //! - [`hub`]: the typed methods the services call.
-//! - [`api`]: the four gRPC services.
+//! - [`auth`]: credentials, roles and scopes; the layer every call passes.
+//! - [`api`]: the gRPC services.
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
 //! - [`telemetry`]: metric names, the Prometheus recorder and the HTTP server.
@@ -32,6 +34,7 @@
 //! - [`server`]: start, serve and shut down one node.
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod command;
 pub mod config;

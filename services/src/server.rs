@@ -18,7 +18,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{CameraApi, CommandRoomApi, IncidentApi, TrackApi, UnitApi, ZoneApi};
+use crate::api::{AuthApi, CameraApi, CommandRoomApi, IncidentApi, TrackApi, UnitApi, ZoneApi};
+use crate::auth::CredentialStore;
+use crate::auth::layer::{AuthLayer, Gate};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::durable::RedisLog;
@@ -29,18 +31,20 @@ use crate::sequencer::Sequencer;
 use crate::telemetry as m;
 
 /// The fully qualified names of the patrol services (for health checks).
-pub const SERVICE_NAMES: [&str; 6] = [
+pub const SERVICE_NAMES: [&str; 7] = [
     "patrol.v1.UnitService",
     "patrol.v1.CameraService",
     "patrol.v1.IncidentService",
     "patrol.v1.TrackService",
     "patrol.v1.ZoneService",
     "patrol.v1.CommandRoom",
+    "patrol.v1.AuthService",
 ];
 
 /// A node that is serving. Drop does not stop it: call [`RunningServer::shutdown`].
 pub struct RunningServer {
     hub: Arc<Hub>,
+    credentials: Arc<CredentialStore>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     health: HealthReporter,
@@ -65,6 +69,11 @@ impl RunningServer {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The credential store (to issue the demo's or a test's credentials).
+    pub fn credentials(&self) -> &Arc<CredentialStore> {
+        &self.credentials
     }
 
     /// Stops the node gracefully; see the module docs.
@@ -126,6 +135,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tracing::info!(put, file = %hub.config.zone_file.display(), "zones loaded");
     }
 
+    let credentials = Arc::new(open_credentials(&hub.config).await?);
+    if !hub.config.auth.required {
+        tracing::warn!(
+            "auth.required = false: calls without a credential are let through with no role checks"
+        );
+    }
+    if !hub.config.auth.admin_token_file.as_os_str().is_empty() {
+        bootstrap_admin(&credentials, &hub.config.auth.admin_token_file).await?;
+    }
+
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICE_NAMES {
         health
@@ -142,10 +161,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .build_v1alpha()?;
 
     let max_message = hub.config.limits.max_message_bytes;
+    let gate = Arc::new(Gate {
+        store: credentials.clone(),
+        hub: hub.clone(),
+    });
     let router = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
             crate::error::map_too_large,
         ))
+        .layer(AuthLayer::new(gate))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -172,6 +196,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 .max_decoding_message_size(max_message),
         )
         .add_service(
+            pb::auth_service_server::AuthServiceServer::new(AuthApi::new(
+                hub.clone(),
+                credentials.clone(),
+            ))
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
             patrol_proto::shared::command_room_server::CommandRoomServer::new(CommandRoomApi::new(
                 hub.clone(),
             ))
@@ -193,6 +224,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "patrold serving");
     Ok(RunningServer {
         hub,
+        credentials,
         grpc_addr,
         http_addr,
         health,
@@ -200,6 +232,69 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http,
         tickers,
     })
+}
+
+/// The credential store: the region's in Redis, else this process's.
+async fn open_credentials(config: &Config) -> anyhow::Result<CredentialStore> {
+    if !config.redis.enabled() {
+        return Ok(CredentialStore::in_memory(config.auth.clone()));
+    }
+    let timeout = Duration::from_millis(config.redis.response_timeout_ms.max(1));
+    let conn = crate::durable::connect(&config.redis, timeout)
+        .await
+        .context("connecting to redis for the credential store")?;
+    CredentialStore::redis(config.auth.clone(), conn, &config.redis.region)
+        .await
+        .context("opening the credential store in redis")
+}
+
+/// When no admin exists: creates identity `admin` with a key that never
+/// expires and writes its token to `path` (owner-only), for the first login
+/// of a new deployment.
+async fn bootstrap_admin(store: &CredentialStore, path: &std::path::Path) -> anyhow::Result<()> {
+    if store.has_admin().await? {
+        return Ok(());
+    }
+    let (credential, _, token) = store
+        .issue(
+            "admin",
+            crate::auth::Role::Admin,
+            Vec::new(),
+            crate::auth::Kind::Key,
+            "bootstrap".into(),
+            0,
+            None,
+            now_ms(),
+        )
+        .await?;
+    write_secret_file(path, &format!("{token}\n"))?;
+    tracing::warn!(
+        path = %path.display(),
+        credential = %credential.id,
+        "no admin existed: issued identity `admin` a key; its token is in this file (revoke it once real admins exist)"
+    );
+    Ok(())
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+pub fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// Connects to Redis, rebuilds the core from the region's newest checkpoint

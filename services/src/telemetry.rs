@@ -31,6 +31,10 @@ pub const CHECKPOINT_SECONDS: &str = "patrol_checkpoint_seconds";
 pub const LOG_RELOADS: &str = "patrol_log_reloads_total";
 pub const WATCH_SNAPSHOTS: &str = "patrol_watch_snapshots_total";
 pub const MESSAGES_TOO_LARGE: &str = "patrol_messages_too_large_total";
+pub const AUTH_FAILURES: &str = "patrol_auth_failures_total";
+pub const AUTH_DENIED: &str = "patrol_auth_denied_total";
+pub const AUTH_LOCKOUTS: &str = "patrol_auth_lockouts_total";
+pub const AUTH_LOGINS: &str = "patrol_auth_logins_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -121,6 +125,16 @@ fn describe() {
         WATCH_SNAPSHOTS,
         "snapshots sent to new or resynced subscribers, by whether one was built or shared"
     );
+    describe_counter!(
+        AUTH_FAILURES,
+        "calls refused for their credential, by reason (missing, bad_secret, expired, revoked, locked, ...)"
+    );
+    describe_counter!(
+        AUTH_DENIED,
+        "authenticated calls refused by role or scope, by why"
+    );
+    describe_counter!(AUTH_LOCKOUTS, "identities locked after repeated failures");
+    describe_counter!(AUTH_LOGINS, "Login calls, by outcome");
     describe_counter!(
         MESSAGES_TOO_LARGE,
         "requests refused for exceeding limits.max_message_bytes"

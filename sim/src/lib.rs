@@ -42,6 +42,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
+use patrol_proto::auth::{Authed, Bearer, authed};
 use patrol_proto::v1::camera_service_client::CameraServiceClient;
 use patrol_proto::v1::incident_service_client::IncidentServiceClient;
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
@@ -52,7 +53,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tracing::{error, info, warn};
 
 use crate::operator::Operator;
@@ -74,6 +75,9 @@ const ORDER_STREAMS_PER_CONNECTION: usize = 64;
 pub struct DemoConfig {
     /// The patrol server, e.g. `http://127.0.0.1:50051`.
     pub endpoint: String,
+    /// The bearer token every call carries (the demo issues itself one);
+    /// `None` for a server without `auth.required`.
+    pub token: Option<String>,
     /// An `.osm.pbf` extract.
     pub map_path: PathBuf,
     /// Seeds every random choice.
@@ -104,6 +108,7 @@ impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
             endpoint: "http://127.0.0.1:50051".to_owned(),
+            token: None,
             map_path: default_map_path(),
             seed: 2024,
             cars: 12,
@@ -159,8 +164,10 @@ async fn run_city(config: DemoConfig) -> anyhow::Result<()> {
             .await
             .context("map loader stopped")?
     };
+    let bearer = Bearer::new(config.token.as_deref()).context("the demo's token")?;
     let (map, channel) =
         tokio::try_join!(load, connect(&config.endpoint, config.connect_attempts))?;
+    let channel = authed(channel, bearer.clone());
     let map = Arc::new(map);
     info!(
         nodes = map.graph.node_count(),
@@ -181,8 +188,8 @@ async fn run_city(config: DemoConfig) -> anyhow::Result<()> {
         config.motorcycles,
         &mut rng,
     );
-    let order_connections: Vec<Channel> = (0..fleet.len().div_ceil(ORDER_STREAMS_PER_CONNECTION))
-        .map(|_| endpoint(&config.endpoint).map(|e| e.connect_lazy()))
+    let order_connections: Vec<Authed> = (0..fleet.len().div_ceil(ORDER_STREAMS_PER_CONNECTION))
+        .map(|_| endpoint(&config.endpoint).map(|e| authed(e.connect_lazy(), bearer.clone())))
         .collect::<anyhow::Result<_>>()?;
 
     let mut tasks = JoinSet::new();
@@ -262,7 +269,7 @@ fn endpoint(uri: &str) -> anyhow::Result<Endpoint> {
 }
 
 /// Connects, retrying with backoff while the server may still be starting.
-async fn connect(uri: &str, attempts: u32) -> anyhow::Result<Channel> {
+async fn connect(uri: &str, attempts: u32) -> anyhow::Result<tonic::transport::Channel> {
     let endpoint = endpoint(uri)?;
     let attempts = attempts.max(1);
     let mut delay = Duration::from_millis(250);
@@ -285,7 +292,7 @@ async fn connect(uri: &str, attempts: u32) -> anyhow::Result<Channel> {
     }
 }
 
-async fn register_cameras(mut cameras: CameraServiceClient<Channel>, map: &CityMap) {
+async fn register_cameras(mut cameras: CameraServiceClient<Authed>, map: &CityMap) {
     let mut failed = 0;
     for c in &map.cameras {
         let camera = Camera {
@@ -321,7 +328,7 @@ async fn register_cameras(mut cameras: CameraServiceClient<Channel>, map: &CityM
 
 /// Registers a unit and makes it AVAILABLE unless the server holds an assignment
 /// for it (its order stream will then resend the order). False when refused.
-async fn register_unit(units: &mut UnitServiceClient<Channel>, spec: &UnitSpec) -> bool {
+async fn register_unit(units: &mut UnitServiceClient<Authed>, spec: &UnitSpec) -> bool {
     let request = RegisterUnitRequest {
         id: spec.id.clone(),
         call_sign: spec.call_sign.clone(),

@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::camera_service_client::CameraServiceClient;
 use patrol_proto::v1::incident_service_client::IncidentServiceClient;
 use patrol_proto::v1::recommend_request::Target;
@@ -24,7 +25,6 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::osm::CityMap;
@@ -87,8 +87,8 @@ struct Waiting {
 }
 
 pub(crate) struct Operator {
-    pub incidents: IncidentServiceClient<Channel>,
-    pub units: UnitServiceClient<Channel>,
+    pub incidents: IncidentServiceClient<Authed>,
+    pub units: UnitServiceClient<Authed>,
     pub map: Arc<CityMap>,
     pub rng: StdRng,
     /// Each unit's command queue, to stand it down.
@@ -310,7 +310,7 @@ impl Operator {
 /// Camera analytics: an alert from a random mapped camera every `alert_interval`
 /// (jittered). Alerts that open an incident are handed to the operator.
 pub(crate) async fn post_alerts(
-    mut cameras: CameraServiceClient<Channel>,
+    mut cameras: CameraServiceClient<Authed>,
     map: Arc<CityMap>,
     mut rng: StdRng,
     alert_interval: Duration,

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
 use patrol_proto::v1::{Ping, ReportPositionsRequest};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 /// How long a ping waits in the queue at most before it is sent.
@@ -27,7 +27,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_se
 
 /// Runs until aborted, or until every unit's ping sender is gone.
 pub(crate) async fn report_positions(
-    mut units: UnitServiceClient<Channel>,
+    mut units: UnitServiceClient<Authed>,
     mut pings: mpsc::Receiver<Ping>,
     stream_period: Duration,
     dropped_pings: Arc<AtomicU64>,

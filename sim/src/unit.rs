@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use patrol_proto::auth::Authed;
 use patrol_proto::v1::unit_service_client::UnitServiceClient;
 use patrol_proto::v1::{
     AcknowledgeOrderRequest, DispatchOrder, OrderState, Ping, ReceiveOrdersRequest, UnitKind,
@@ -22,7 +23,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use crate::operator::OperatorEvent;
@@ -219,7 +219,7 @@ pub(crate) struct UnitTask {
     spec: UnitSpec,
     map: Arc<CityMap>,
     rng: StdRng,
-    units: UnitServiceClient<Channel>,
+    units: UnitServiceClient<Authed>,
     pings: mpsc::Sender<Ping>,
     /// Pings dropped because the position queue was full (superseded by the next).
     dropped_pings: Arc<AtomicU64>,
@@ -244,7 +244,7 @@ impl UnitTask {
         spec: UnitSpec,
         map: Arc<CityMap>,
         mut rng: StdRng,
-        units: UnitServiceClient<Channel>,
+        units: UnitServiceClient<Authed>,
         pings: mpsc::Sender<Ping>,
         dropped_pings: Arc<AtomicU64>,
         operator: mpsc::Sender<OperatorEvent>,
@@ -538,7 +538,7 @@ fn route_on(
 /// reopening it with backoff when it ends or fails. Runs until aborted or until the
 /// unit task is gone.
 pub(crate) async fn listen_for_orders(
-    mut units: UnitServiceClient<Channel>,
+    mut units: UnitServiceClient<Authed>,
     unit_id: String,
     orders: mpsc::Sender<DispatchOrder>,
 ) {

@@ -5,8 +5,10 @@ pub mod processes;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use patrol_proto::auth::{Authed, Bearer, authed};
 use patrol_proto::v1 as pb;
 use patrol_services::{Config, RunningServer};
+use pb::auth_service_client::AuthServiceClient;
 use pb::camera_service_client::CameraServiceClient;
 use pb::command_room_client::CommandRoomClient;
 use pb::incident_service_client::IncidentServiceClient;
@@ -28,6 +30,9 @@ pub fn test_config() -> Config {
     // the position trust rules rightly refuse; tests of those rules turn
     // them back on.
     config.units.trust_positions = false;
+    // The tests of other features call without credentials; tests/auth.rs
+    // turns this back on and checks every role.
+    config.auth.required = false;
     config
 }
 
@@ -233,4 +238,34 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut body = String::new();
     socket.read_to_string(&mut body).await.unwrap();
     body
+}
+
+/// Clients whose every call carries one bearer token (or none).
+pub struct Caller {
+    pub units: UnitServiceClient<Authed>,
+    pub cameras: CameraServiceClient<Authed>,
+    pub incidents: IncidentServiceClient<Authed>,
+    pub room: CommandRoomClient<Authed>,
+    pub tracks: TrackServiceClient<Authed>,
+    pub zones: ZoneServiceClient<Authed>,
+    pub auth: AuthServiceClient<Authed>,
+}
+
+impl Caller {
+    /// Over `channel`, carrying `token`.
+    pub fn new(channel: &Channel, token: Option<&str>) -> Self {
+        let ch = authed(
+            channel.clone(),
+            Bearer::new(token).expect("printable token"),
+        );
+        Self {
+            units: UnitServiceClient::new(ch.clone()),
+            cameras: CameraServiceClient::new(ch.clone()),
+            incidents: IncidentServiceClient::new(ch.clone()),
+            room: CommandRoomClient::new(ch.clone()),
+            tracks: TrackServiceClient::new(ch.clone()),
+            zones: ZoneServiceClient::new(ch.clone()),
+            auth: AuthServiceClient::new(ch),
+        }
+    }
 }

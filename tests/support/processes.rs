@@ -108,6 +108,8 @@ impl PatroldProcess {
             .env("NO_COLOR", "1")
             // Synthetic jumps, as in `test_config`.
             .env("PATROL_TRUST_POSITIONS", "false")
+            // As in `test_config`: the tests of credentials turn it on.
+            .env("PATROL_NO_AUTH", "true")
             .env_remove("RUST_LOG");
         let node = kit::Patrold::spawn_command(command, kit::Patrold::READY_TIMEOUT)
             .unwrap_or_else(|err| panic!("patrold starts: {err:#}"));

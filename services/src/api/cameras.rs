@@ -5,6 +5,7 @@ use pb::camera_service_server::CameraService;
 use tonic::{Request, Response, Status};
 
 use super::origin;
+use crate::auth;
 use crate::clock::now_ms;
 use crate::convert::{from_wire, to_wire};
 use crate::error::ServerError;
@@ -28,7 +29,8 @@ impl CameraService for CameraApi {
         request: Request<pb::RegisterCameraRequest>,
     ) -> Result<Response<pb::RegisterCameraResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
-        let camera = from_wire::camera(request.into_inner().camera)?;
+        let camera = from_wire::camera(request.get_ref().camera.clone())?;
+        auth::check_covers(&request, "camera.id", &camera.id)?;
         let (camera, created) = self.hub.register_camera(origin, camera).await?;
         Ok(Response::new(pb::RegisterCameraResponse {
             camera: Some(to_wire::camera(&camera)),
@@ -56,6 +58,7 @@ impl CameraService for CameraApi {
         request: Request<pb::PostAlertRequest>,
     ) -> Result<Response<pb::PostAlertResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
+        auth::check_covers(&request, "camera_id", &request.get_ref().camera_id)?;
         let alert = from_wire::new_alert(
             request.into_inner(),
             origin.time,
@@ -181,6 +184,9 @@ impl CameraService for CameraApi {
         request: Request<pb::ReportCameraHealthRequest>,
     ) -> Result<Response<pb::ReportCameraHealthResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
+        for id in &request.get_ref().camera_ids {
+            auth::check_covers(&request, "camera_ids", id)?;
+        }
         let req = request.into_inner();
         if req.camera_ids.len() > 10_000 {
             return Err(ServerError::bad(

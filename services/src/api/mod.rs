@@ -3,6 +3,7 @@
 //! ([`origin`]), hand it to one typed hub method, and convert the answer back;
 //! every error is a [`ServerError`](crate::error::ServerError).
 
+mod auth;
 mod cameras;
 mod command_room;
 mod incidents;
@@ -10,6 +11,7 @@ mod tracks;
 mod units;
 mod zones;
 
+pub use auth::AuthApi;
 pub use cameras::CameraApi;
 pub use command_room::CommandRoomApi;
 pub use incidents::IncidentApi;
@@ -24,16 +26,31 @@ use crate::clock::now_ms;
 use crate::error::ServerError;
 use crate::hub::{Hub, Origin};
 
-/// The metadata key a caller may name itself in (until authentication fills
-/// the actor from a credential).
+/// The metadata key a caller may name itself in when it carries no
+/// credential (`auth.required = false`); ignored when it does.
 pub const ACTOR_HEADER: &str = "x-patrol-actor";
 
 /// Longest accepted `x-patrol-actor` value, in bytes.
 const MAX_ACTOR_LEN: usize = 128;
 
-/// Who sent `request` (its peer address and `x-patrol-actor`) via this node,
-/// and now.
+/// Who sent `request` via this node, and now: the identity and role of its
+/// credential (else its `x-patrol-actor`), and its peer address.
 pub fn origin<T>(hub: &Hub, request: &Request<T>) -> Result<Origin, ServerError> {
+    let peer = request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if let Some(principal) = crate::auth::principal(request) {
+        return Ok(Origin {
+            actor: Actor {
+                identity: principal.identity.clone(),
+                role: principal.role.as_str().to_string(),
+                peer,
+                node: hub.name().to_string(),
+            },
+            time: now_ms(),
+        });
+    }
     let identity = match request.metadata().get(ACTOR_HEADER) {
         None => String::new(),
         Some(value) => {
@@ -58,10 +75,7 @@ pub fn origin<T>(hub: &Hub, request: &Request<T>) -> Result<Origin, ServerError>
         actor: Actor {
             identity,
             role: String::new(),
-            peer: request
-                .remote_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
+            peer,
             node: hub.name().to_string(),
         },
         time: now_ms(),

@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::origin;
+use crate::auth;
 use crate::clock::now_ms;
 use crate::command::MAX_ITEMISED_REJECTIONS;
 use crate::convert::{from_wire, to_wire};
@@ -77,6 +78,7 @@ impl UnitService for UnitApi {
         request: Request<Streaming<PingBatch>>,
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
+        let principal = auth::principal(&request).cloned();
         let mut stream = request.into_inner();
         let mut reply = pb::ReportPositionsResponse::default();
         let mut index: u64 = 0;
@@ -100,7 +102,14 @@ impl UnitService for UnitApi {
             origin.time = now_ms();
             // The stateless checks here, so only pings that can apply reach the
             // log; the rest is decided when the batch is applied.
-            let checked = from_wire::pings(batch.pings, origin.time, tolerance);
+            let mut checked = from_wire::pings(batch.pings, origin.time, tolerance);
+            if let Some(p) = &principal {
+                let refused =
+                    from_wire::refuse_out_of_scope(&mut checked, |id| p.covers(id), &p.identity);
+                if refused > 0 {
+                    metrics::counter!(m::AUTH_DENIED, "why" => "scope").increment(refused);
+                }
+            }
             let mut outcome = checked.refused;
             if !checked.kept.is_empty() {
                 // In memory: applied now. With Redis: acknowledged only once
@@ -138,6 +147,7 @@ impl UnitService for UnitApi {
         request: Request<pb::UpdateStatusRequest>,
     ) -> Result<Response<pb::UpdateStatusResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
+        auth::check_covers(&request, "unit_id", &request.get_ref().unit_id)?;
         let (unit_id, status) = from_wire::status_report(request.into_inner())?;
         let unit = self.hub.update_status(origin, unit_id, status).await?;
         Ok(Response::new(pb::UpdateStatusResponse {
@@ -149,6 +159,7 @@ impl UnitService for UnitApi {
         &self,
         request: Request<pb::GetUnitRequest>,
     ) -> Result<Response<pb::GetUnitResponse>, Status> {
+        auth::check_covers(&request, "id", &request.get_ref().id)?;
         let id = request.into_inner().id;
         let unit = self
             .hub
@@ -199,6 +210,7 @@ impl UnitService for UnitApi {
         request: Request<pb::AcknowledgeOrderRequest>,
     ) -> Result<Response<pb::AcknowledgeOrderResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
+        auth::check_covers(&request, "unit_id", &request.get_ref().unit_id)?;
         let req = request.into_inner();
         validate_id("unit_id", &req.unit_id).map_err(ServerError::from)?;
         validate_id("order_id", &req.order_id).map_err(ServerError::from)?;
@@ -218,6 +230,7 @@ impl UnitService for UnitApi {
         &self,
         request: Request<pb::ReceiveOrdersRequest>,
     ) -> Result<Response<Self::ReceiveOrdersStream>, Status> {
+        auth::check_covers(&request, "unit_id", &request.get_ref().unit_id)?;
         let unit_id = request.into_inner().unit_id;
         validate_id("unit_id", &unit_id).map_err(ServerError::from)?;
         let (tx, rx) = mpsc::channel(ORDER_QUEUE);

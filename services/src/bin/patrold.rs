@@ -56,6 +56,14 @@ struct Args {
     /// The region this node serves (the hash tag of its Redis keys) [default "default"].
     #[arg(long, env = "PATROL_REGION")]
     region: Option<String>,
+    /// Let calls without a credential through, with no role checks (tests and
+    /// labs only; the server warns) [default: a credential is required].
+    #[arg(long, env = "PATROL_NO_AUTH")]
+    no_auth: bool,
+    /// When no admin exists yet, create identity `admin` and write its token
+    /// to this file (owner-only) [auth.admin_token_file].
+    #[arg(long, env = "PATROL_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Log filter, e.g. "info" or "patrol_services=debug" [default info].
     #[arg(long, env = "PATROL_LOG", default_value = "info")]
     log: String,
@@ -106,6 +114,12 @@ impl Args {
         if let Some(region) = &self.region {
             config.redis.region = region.clone();
         }
+        if self.no_auth {
+            config.auth.required = false;
+        }
+        if let Some(path) = &self.admin_token_file {
+            config.auth.admin_token_file = path.clone();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -125,9 +139,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.ready_file {
         write_ready_file(path, server.grpc_addr(), server.http_addr())?;
     }
+    let demo_token = if demo.enabled {
+        Some(demo_credentials(&server).await?)
+    } else {
+        None
+    };
     let demo_task = demo.enabled.then(|| {
         let sim = patrol_sim::DemoConfig {
             endpoint: server.grpc_url(),
+            token: demo_token,
             map_path: demo.map.clone(),
             seed: demo.seed,
             ..Default::default()
@@ -151,6 +171,82 @@ async fn main() -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Issues the demo its credentials: a key for the simulated city (admin: it
+/// registers units and cameras and drives them), and a login and a session
+/// for an operator and a viewer. Writes them to the demo credentials file
+/// (owner-only; `patrolctl` on this machine reads it) and says where; returns
+/// the city's token.
+async fn demo_credentials(server: &patrol_services::RunningServer) -> anyhow::Result<String> {
+    use patrol_services::auth::{Kind, Role, demo_credentials_path};
+    let store = server.credentials();
+    let now = patrol_services::clock::now_ms();
+    let (_, _, city) = store
+        .issue(
+            "demo-city",
+            Role::Admin,
+            vec![],
+            Kind::Key,
+            "demo city".into(),
+            0,
+            None,
+            now,
+        )
+        .await?;
+    let session_ttl = store.config().session_ttl_ms;
+    let mut people = serde_json::Map::new();
+    for (name, role) in [("operator", Role::Operator), ("viewer", Role::Viewer)] {
+        let identity = format!("demo-{name}");
+        let (_, _, secret) = store
+            .issue(
+                &identity,
+                role,
+                vec![],
+                Kind::Login,
+                "demo".into(),
+                0,
+                None,
+                now,
+            )
+            .await?;
+        let (_, _, token) = store
+            .issue(
+                &identity,
+                role,
+                vec![],
+                Kind::Session,
+                "demo session".into(),
+                session_ttl,
+                None,
+                now,
+            )
+            .await?;
+        people.insert(
+            name.to_string(),
+            serde_json::json!({ "identity": identity, "secret": secret, "token": token }),
+        );
+    }
+    people.insert(
+        "admin".into(),
+        serde_json::json!({ "identity": "demo-city", "token": city }),
+    );
+    people.insert("grpc".into(), serde_json::json!(server.grpc_url()));
+    people.insert(
+        "http".into(),
+        serde_json::json!(format!("http://{}", server.http_addr())),
+    );
+    let path = demo_credentials_path();
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(people.clone()))?;
+    patrol_services::server::write_secret_file(&path, &format!("{text}\n"))?;
+    let operator = &people["operator"];
+    tracing::info!(
+        file = %path.display(),
+        operator = %operator["identity"].as_str().unwrap_or_default(),
+        secret = %operator["secret"].as_str().unwrap_or_default(),
+        "demo credentials issued: patrolctl on this machine uses the operator's session from the file; `patrolctl login demo-operator` with the secret opens a new one"
+    );
+    Ok(city)
 }
 
 /// Writes `{"grpc":..,"http":..,"pid":..}` to `path` so that a reader sees

@@ -459,3 +459,32 @@ pub fn zone_spec(req: &pb::PutZoneRequest) -> Result<d::ZoneSpec, ServerError> {
     let name = (!req.name.is_empty()).then_some(req.name.as_str());
     Ok(d::ZoneSpec::from_geojson(&req.geojson, id, name)?)
 }
+
+/// Moves the kept pings for units the caller may not report for (a terminal's
+/// scope) to the refusals, as PERMISSION_DENIED; the others stay kept.
+/// Returns how many were refused.
+pub fn refuse_out_of_scope(
+    checked: &mut CheckedPings,
+    covers: impl Fn(&str) -> bool,
+    caller: &str,
+) -> u64 {
+    let mut refused = 0;
+    let kept = std::mem::take(&mut checked.kept);
+    let index = std::mem::take(&mut checked.index);
+    for (bytes, i) in kept.into_iter().zip(index) {
+        let unit_id = parse_ping(&bytes).map(|v| v.unit_id).unwrap_or_default();
+        if covers(unit_id) {
+            checked.kept.push(bytes);
+            checked.index.push(i);
+        } else {
+            refused += 1;
+            checked.refused.reject(
+                i as usize,
+                unit_id,
+                pb::PingRejectReason::PermissionDenied,
+                format!("{caller:?} may not report for unit {unit_id:?}: not in its scope"),
+            );
+        }
+    }
+    refused
+}

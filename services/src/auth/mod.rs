@@ -1,0 +1,246 @@
+//! Who may call what: credentials, roles and scopes.
+//!
+//! One door: [`layer::AuthLayer`] wraps every gRPC service. It reads the
+//! call's credential (`authorization: Bearer <token>`, or the verified client
+//! certificate of a mutual-TLS connection), resolves it through the
+//! [`store::CredentialStore`] (in memory, or the region's Redis so every node
+//! sees the same credentials and revocations), checks the method against the
+//! role table ([`policy`]), and hands the [`Principal`] to the handler in the
+//! request's extensions. Handlers then check what only they can see: that a
+//! terminal reports for its own units, a camera system for its own cameras
+//! ([`Principal::covers`]).
+//!
+//! Secrets are never stored: bearer tokens (256 random bits) are kept as a
+//! keyed hash (HMAC-SHA-256, fast enough to check on every call), login
+//! secrets (which people may choose) as Argon2id.
+
+pub(crate) mod layer;
+pub(crate) mod policy;
+pub(crate) mod secret;
+pub(crate) mod store;
+
+use patrol_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+pub use store::CredentialStore;
+
+/// What a caller is allowed to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A unit's terminal: its own units' positions, status and orders.
+    Terminal,
+    /// A camera system: its own cameras and their alerts.
+    CameraSystem,
+    /// Watches and reads.
+    Viewer,
+    /// A viewer that also runs incidents, dispatch, cameras and tracks.
+    Operator,
+    /// Everything, including units, cameras, zones and credentials.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Terminal => "terminal",
+            Role::CameraSystem => "camera_system",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "terminal" => Role::Terminal,
+            "camera_system" | "camera" => Role::CameraSystem,
+            "viewer" => Role::Viewer,
+            "operator" => Role::Operator,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+
+    pub fn to_wire(self) -> pb::Role {
+        match self {
+            Role::Terminal => pb::Role::Terminal,
+            Role::CameraSystem => pb::Role::CameraSystem,
+            Role::Viewer => pb::Role::Viewer,
+            Role::Operator => pb::Role::Operator,
+            Role::Admin => pb::Role::Admin,
+        }
+    }
+
+    pub fn from_wire(role: pb::Role) -> Option<Role> {
+        Some(match role {
+            pb::Role::Unspecified => return None,
+            pb::Role::Terminal => Role::Terminal,
+            pb::Role::CameraSystem => Role::CameraSystem,
+            pb::Role::Viewer => Role::Viewer,
+            pb::Role::Operator => Role::Operator,
+            pb::Role::Admin => Role::Admin,
+        })
+    }
+
+    /// People log in and their sessions expire; machines use keys.
+    pub fn is_person(self) -> bool {
+        matches!(self, Role::Viewer | Role::Operator | Role::Admin)
+    }
+}
+
+/// How a credential is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A bearer token used as it is.
+    Key,
+    /// A secret to log in with; never a bearer token.
+    Login,
+    /// A bearer token from a login; expires.
+    Session,
+    /// A client certificate whose subject is the identity.
+    Certificate,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Key => "key",
+            Kind::Login => "login",
+            Kind::Session => "session",
+            Kind::Certificate => "certificate",
+        }
+    }
+
+    pub fn to_wire(self) -> pb::CredentialKind {
+        match self {
+            Kind::Key => pb::CredentialKind::Key,
+            Kind::Login => pb::CredentialKind::Login,
+            Kind::Session => pb::CredentialKind::Session,
+            Kind::Certificate => pb::CredentialKind::Certificate,
+        }
+    }
+
+    pub fn from_wire(kind: pb::CredentialKind) -> Option<Kind> {
+        Some(match kind {
+            pb::CredentialKind::Unspecified => return None,
+            pb::CredentialKind::Key => Kind::Key,
+            pb::CredentialKind::Login => Kind::Login,
+            pb::CredentialKind::Session => Kind::Session,
+            pb::CredentialKind::Certificate => Kind::Certificate,
+        })
+    }
+}
+
+/// A caller the server has authenticated, as handlers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub identity: String,
+    pub role: Role,
+    /// Unit ids (terminal) or camera ids (camera system); an entry ending in
+    /// `*` covers every id with that prefix. Empty for the other roles.
+    pub scope: Vec<String>,
+    pub credential_id: String,
+    pub kind: Kind,
+    /// 0: never.
+    pub expires_ms: i64,
+}
+
+impl Principal {
+    /// Whether this caller may act for the unit or camera `id`. Admins may
+    /// act for any; a terminal or camera system for the ids of its scope.
+    pub fn covers(&self, id: &str) -> bool {
+        self.role == Role::Admin || scope_covers(&self.scope, id)
+    }
+
+    pub fn to_wire(&self) -> pb::Principal {
+        pb::Principal {
+            identity: self.identity.clone(),
+            role: self.role.to_wire() as i32,
+            scope: self.scope.clone(),
+            credential_id: self.credential_id.clone(),
+            kind: self.kind.to_wire() as i32,
+            expires_unix_ms: self.expires_ms,
+        }
+    }
+}
+
+pub use patrol_proto::auth::demo_credentials_path;
+
+/// Records a security event in the audit log.
+pub(crate) fn audit(
+    hub: &crate::hub::Hub,
+    actor: patrol_dispatcher::Actor,
+    action: &str,
+    target: &str,
+    detail: &str,
+    outcome: &str,
+) {
+    let _ = hub;
+    tracing::info!(
+        target: "patrol::audit",
+        identity = %actor.identity,
+        role = %actor.role,
+        peer = %actor.peer,
+        node = %actor.node,
+        action,
+        target,
+        detail,
+        outcome,
+        "audit"
+    );
+}
+
+/// Whether `scope` names `id`, exactly or by a `prefix*` entry.
+pub fn scope_covers(scope: &[String], id: &str) -> bool {
+    scope.iter().any(|entry| match entry.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => entry == id,
+    })
+}
+
+/// The principal the auth layer attached to `request`, if any (none when
+/// `auth.required = false` and the call carried no credential).
+pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Principal> {
+    request
+        .extensions()
+        .get::<std::sync::Arc<Principal>>()
+        .map(|p| p.as_ref())
+}
+
+/// Refuses `request` unless its caller may act for `id` (`what` names the
+/// field, e.g. "unit_id"). Open when there is no principal (auth off).
+pub fn check_covers<T>(
+    request: &tonic::Request<T>,
+    what: &str,
+    id: &str,
+) -> Result<(), crate::error::ServerError> {
+    match principal(request) {
+        Some(p) if !p.covers(id) => {
+            metrics::counter!(crate::telemetry::AUTH_DENIED, "why" => "scope").increment(1);
+            Err(crate::error::ServerError::PermissionDenied(format!(
+                "{} {:?} may not act for {what} {id:?}: not in its scope",
+                p.role.as_str(),
+                p.identity
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_matches_exact_ids_and_prefixes() {
+        let scope = vec!["unit-7".to_string(), "cam-north-*".to_string()];
+        assert!(scope_covers(&scope, "unit-7"));
+        assert!(!scope_covers(&scope, "unit-70"));
+        assert!(scope_covers(&scope, "cam-north-12"));
+        assert!(!scope_covers(&scope, "cam-south-1"));
+        assert!(!scope_covers(&[], "unit-7"));
+        assert!(scope_covers(&["*".to_string()], "anything"));
+    }
+}
