@@ -205,19 +205,35 @@ fn operator_walk_through() {
     let issued = ok(
         s,
         &[
-            "auth", "issue", "olivia", "--role", "operator", "--kind", "login", "--secret",
+            "auth",
+            "issue",
+            "olivia",
+            "--role",
+            "operator",
+            "--kind",
+            "login",
+            "--secret",
             "correct horse battery",
         ],
     );
-    assert!(issued.contains("olivia") && issued.contains("operator"), "{issued}");
+    assert!(
+        issued.contains("olivia") && issued.contains("operator"),
+        "{issued}"
+    );
     let logged_in = ok_bare(s, &["login", "olivia", "--secret", "correct horse battery"]);
-    assert!(logged_in.contains("logged in as olivia (operator)"), "{logged_in}");
+    assert!(
+        logged_in.contains("logged in as olivia (operator)"),
+        "{logged_in}"
+    );
     let who = ok_bare(s, &["whoami"]);
     assert!(who.contains("olivia operator via session"), "{who}");
     let refused = bare(s, &["register-unit", "car-8", "--kind", "car"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("PermissionDenied"));
     let listed = ok(s, &["auth", "list", "--identity", "olivia"]);
-    assert!(listed.contains("login") && listed.contains("session"), "{listed}");
+    assert!(
+        listed.contains("login") && listed.contains("session"),
+        "{listed}"
+    );
     let audit = ok(s, &["audit", "--identity", "olivia"]);
     assert!(audit.contains("login"), "{audit}");
     let revoked = ok(s, &["auth", "revoke", "--identity", "olivia"]);

@@ -35,6 +35,7 @@ pub const AUTH_FAILURES: &str = "patrol_auth_failures_total";
 pub const AUTH_DENIED: &str = "patrol_auth_denied_total";
 pub const AUTH_LOCKOUTS: &str = "patrol_auth_lockouts_total";
 pub const AUTH_LOGINS: &str = "patrol_auth_logins_total";
+pub const AUTH_STREAMS_ENDED: &str = "patrol_auth_streams_ended_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -135,6 +136,10 @@ fn describe() {
     );
     describe_counter!(AUTH_LOCKOUTS, "identities locked after repeated failures");
     describe_counter!(AUTH_LOGINS, "Login calls, by outcome");
+    describe_counter!(
+        AUTH_STREAMS_ENDED,
+        "long streams ended because their credential was revoked, expired or locked"
+    );
     describe_counter!(
         MESSAGES_TOO_LARGE,
         "requests refused for exceeding limits.max_message_bytes"

@@ -93,6 +93,9 @@ where
             match gate.admit(presented).await {
                 Ok(Some(principal)) => {
                     request.extensions_mut().insert(Arc::new(principal));
+                    request
+                        .extensions_mut()
+                        .insert(super::Lapse(gate.store.clone()));
                 }
                 Ok(None) => {}
                 Err(err) => return Ok(tonic::Status::from(err).into_http()),

@@ -209,6 +209,58 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Principal> {
         .map(|p| p.as_ref())
 }
 
+/// The store a call's principal came from, so that a long stream can ask
+/// whether its credential still holds.
+#[derive(Clone)]
+pub(crate) struct Lapse(pub(crate) std::sync::Arc<CredentialStore>);
+
+/// How often a long stream checks its credential.
+fn lapse_every(store: &CredentialStore) -> std::time::Duration {
+    std::time::Duration::from_millis(store.config().cache_ms.clamp(250, 5_000))
+}
+
+/// For a long stream: a future that resolves, with the reason, once the
+/// credential the call began with is revoked, expires or its identity is
+/// locked; `None` when the call carried none (auth off). A store that does
+/// not answer does not end the stream.
+pub fn lapsed<T>(
+    request: &tonic::Request<T>,
+) -> Option<impl Future<Output = crate::error::ServerError> + Send + 'static> {
+    let principal = principal(request)?.clone();
+    let Lapse(store) = request.extensions().get::<Lapse>()?.clone();
+    Some(async move {
+        let every = lapse_every(&store);
+        loop {
+            tokio::time::sleep(every).await;
+            match store.still_valid(&principal, crate::clock::now_ms()).await {
+                Ok(()) | Err(Err(_)) => continue,
+                Err(Ok(refusal)) => return refusal.into_error(),
+            }
+        }
+    })
+}
+
+/// Ends `tx`'s stream with the reason once `request`'s credential lapses (see
+/// [`lapsed`]); the watcher stops by itself when the stream's reader goes.
+pub fn end_stream_when_lapsed<T, M: Send + 'static>(
+    request: &tonic::Request<T>,
+    tx: &tokio::sync::mpsc::Sender<Result<M, tonic::Status>>,
+) {
+    let Some(lapsed) = lapsed(request) else {
+        return;
+    };
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            err = lapsed => {
+                metrics::counter!(crate::telemetry::AUTH_STREAMS_ENDED).increment(1);
+                let _ = tx.send(Err(err.into())).await;
+            }
+            () = tx.closed() => {}
+        }
+    });
+}
+
 /// Refuses `request` unless its caller may act for `id` (`what` names the
 /// field, e.g. "unit_id"). Open when there is no principal (auth off).
 pub fn check_covers<T>(

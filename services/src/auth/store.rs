@@ -511,6 +511,39 @@ impl CredentialStore {
         Ok(principal(&credential, &identity))
     }
 
+    /// Whether the credential behind `principal` still holds (not revoked,
+    /// expired or locked since the call began): long streams ask this while
+    /// they run.
+    pub(crate) async fn still_valid(
+        &self,
+        principal: &Principal,
+        now: i64,
+    ) -> Result<(), Result<Refusal, ServerError>> {
+        let Some((credential, identity)) =
+            self.resolve(&principal.credential_id).await.map_err(Err)?
+        else {
+            return Err(Ok(Refusal::Revoked));
+        };
+        if identity.locked {
+            return Err(Ok(Refusal::Locked {
+                identity: identity.id,
+            }));
+        }
+        if credential.revoked {
+            return Err(Ok(Refusal::Revoked));
+        }
+        if credential.expired(now) {
+            return Err(Ok(Refusal::Expired {
+                kind: credential.kind,
+            }));
+        }
+        if identity.role != principal.role || identity.scope != principal.scope {
+            // Re-issued with other rights: the stream must be reopened.
+            return Err(Ok(Refusal::Revoked));
+        }
+        Ok(())
+    }
+
     /// Checks a login secret and opens a session: (token, principal).
     pub async fn login(
         &self,
