@@ -23,6 +23,7 @@
 //! - [`durable`]: Redis: the region's log, its lanes, the log reader,
 //!   checkpoints.
 //! - [`hub`]: the typed methods the services call.
+//! - [`limits`]: per-caller rates and streams, the Watch subscriber cap.
 //! - [`api`]: the four gRPC services.
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
@@ -40,6 +41,7 @@ pub mod durable;
 pub mod error;
 pub mod frigate;
 pub mod hub;
+pub mod limits;
 pub mod node;
 pub mod sequencer;
 pub mod server;

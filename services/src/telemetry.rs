@@ -31,6 +31,7 @@ pub const CHECKPOINT_SECONDS: &str = "patrol_checkpoint_seconds";
 pub const LOG_RELOADS: &str = "patrol_log_reloads_total";
 pub const WATCH_SNAPSHOTS: &str = "patrol_watch_snapshots_total";
 pub const MESSAGES_TOO_LARGE: &str = "patrol_messages_too_large_total";
+pub const RATE_LIMITED: &str = "patrol_rate_limited_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -124,6 +125,10 @@ fn describe() {
     describe_counter!(
         MESSAGES_TOO_LARGE,
         "requests refused for exceeding limits.max_message_bytes"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "requests and streams refused or ended by a per-caller limit or a node-wide cap, by what was limited (pings, alerts, streams, watch_subscribers, idle_streams)"
     );
 }
 
