@@ -254,8 +254,7 @@ async fn the_watch_cap_refuses_one_more_and_admits_again_after_one_leaves() {
         .room
         .watch(as_caller("screen-3", pb::WatchRequest::default()))
         .await
-        .err()
-        .expect("the fourth is refused");
+        .expect_err("the fourth is refused");
     assert_eq!(full.code(), Code::ResourceExhausted, "{full:?}");
     assert!(
         full.message()
@@ -318,8 +317,7 @@ async fn one_caller_has_at_most_its_streams_and_they_are_given_back() {
         .room
         .watch(as_caller("gateway-a", pb::WatchRequest::default()))
         .await
-        .err()
-        .expect("A's Watch is over its streams");
+        .expect_err("A's Watch is over its streams");
     assert_eq!(watch.code(), Code::ResourceExhausted);
     assert_eq!(
         counts(&node).watch_subscribers,
