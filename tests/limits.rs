@@ -296,6 +296,7 @@ async fn the_watch_cap_refuses_one_more_and_admits_again_after_one_leaves() {
 async fn one_caller_has_at_most_its_streams_and_they_are_given_back() {
     let mut node = TestNode::start_with(config(|c| c.limits.max_streams_per_caller = 2)).await;
     node.register("u-1", pb::UnitKind::Car).await;
+    node.register("u-2", pb::UnitKind::Car).await;
     let (a1, a1_call) = open_stream(&node, "gateway-a");
     let (_a2, a2_call) = open_stream(&node, "gateway-a");
     eventually("A's two streams are open", async || {
@@ -342,7 +343,7 @@ async fn one_caller_has_at_most_its_streams_and_they_are_given_back() {
     // A stream that A closes, and one whose client vanishes (the call is
     // dropped mid-stream), both give their place back.
     a1.send(pb::ReportPositionsRequest {
-        pings: vec![ping("u-1", now_ms(), LON + 1e-4, LAT)],
+        pings: vec![ping("u-2", now_ms(), LON + 1e-4, LAT)],
     })
     .await
     .unwrap();
