@@ -91,7 +91,7 @@ pub fn config_toml(s: &ServerSettings) -> String {
         None => String::new(),
     };
     format!(
-        "{map}[watch]\nposition_interval_ms = {}\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n\n[auth]\n# These phases measure the service; the `secure` phase measures what\n# credentials (and TLS) cost.\nrequired = false\n",
+        "{map}[watch]\nposition_interval_ms = {}\nmax_subscribers = 1000000\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n\n# The load is one caller far above any fleet's quota: measured is the\n# server, not its per-caller limits.\n[limits]\npings_per_second_per_caller = 0\nmax_streams_per_caller = 1000000\n\n[auth]\n# These phases measure the service; the `secure` phase measures what\n# credentials (and TLS) cost.\nrequired = false\n",
         s.position_interval_ms, s.offline_after_ms
     )
 }

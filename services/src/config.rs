@@ -125,6 +125,9 @@ pub struct WatchConfig {
     /// Subscribers connecting within this long of each other share one
     /// snapshot (built once under the core lock), milliseconds.
     pub snapshot_reuse_ms: u64,
+    /// Open Watch streams on this node at most, from all callers together;
+    /// one more is refused with RESOURCE_EXHAUSTED until one leaves.
+    pub max_subscribers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -137,6 +140,33 @@ pub struct LimitsConfig {
     /// holds the core lock); a larger batch ends the stream with
     /// RESOURCE_EXHAUSTED, the batches before it kept.
     pub max_batch_pings: usize,
+    /// Pings per second one caller may report (its authenticated identity, or
+    /// its `x-patrol-actor`, else its IP), over all its streams; a batch over
+    /// the quota ends its ReportPositions stream with RESOURCE_EXHAUSTED, the
+    /// batches before it kept. 0: no limit.
+    pub pings_per_second_per_caller: u32,
+    /// Pings a caller may send at once above that rate (must be at least
+    /// `max_batch_pings`, so every allowed batch can pass).
+    pub ping_burst_per_caller: u32,
+    /// PostAlert calls per second per caller (a camera system); over it:
+    /// RESOURCE_EXHAUSTED. 0: no limit.
+    pub alerts_per_second_per_caller: u32,
+    pub alert_burst_per_caller: u32,
+    /// Open ReportPositions and Watch streams per caller at most. (A
+    /// ReceiveOrders stream is bounded per unit instead: one live stream per
+    /// registered unit, a newer one replaces the older, so a fleet gateway
+    /// with one stream per terminal is not capped here.)
+    pub max_streams_per_caller: usize,
+    /// A ReportPositions stream that sends nothing for this long is ended
+    /// with RESOURCE_EXHAUSTED, milliseconds; 0: never.
+    pub stream_idle_timeout_ms: u64,
+    /// HTTP/2 PING (and TCP keep-alive) every this long on an idle
+    /// connection, so dead peers are found and their streams dropped,
+    /// milliseconds; 0: off.
+    pub keepalive_interval_ms: u64,
+    /// A connection whose PING is not answered within this long is closed,
+    /// milliseconds.
+    pub keepalive_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -345,6 +375,7 @@ impl Default for WatchConfig {
             max_positions_per_event: 1_000,
             subscriber_buffer: 256,
             snapshot_reuse_ms: 1_000,
+            max_subscribers: 1_000,
         }
     }
 }
@@ -354,6 +385,19 @@ impl Default for LimitsConfig {
         Self {
             max_message_bytes: 4 << 20,
             max_batch_pings: 10_000,
+            // A fleet gateway reporting 20 000 units once a second.
+            pings_per_second_per_caller: 20_000,
+            ping_burst_per_caller: 40_000,
+            alerts_per_second_per_caller: 50,
+            alert_burst_per_caller: 200,
+            // Before authentication every anonymous caller behind one
+            // address is one caller: room for a command room's screens and
+            // the load tools (the bench's connect storm opens 100 Watch
+            // streams from one address).
+            max_streams_per_caller: 256,
+            stream_idle_timeout_ms: 60_000,
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 10_000,
         }
     }
 }
@@ -566,6 +610,30 @@ impl Config {
         anyhow::ensure!(
             self.limits.max_batch_pings >= 1,
             "limits.max_batch_pings must be >= 1"
+        );
+        let l = &self.limits;
+        anyhow::ensure!(
+            l.pings_per_second_per_caller == 0
+                || l.ping_burst_per_caller as usize >= l.max_batch_pings,
+            "limits.ping_burst_per_caller = {} must be >= limits.max_batch_pings = {} (a full batch could never pass)",
+            l.ping_burst_per_caller,
+            l.max_batch_pings
+        );
+        anyhow::ensure!(
+            l.alerts_per_second_per_caller == 0 || l.alert_burst_per_caller >= 1,
+            "limits.alert_burst_per_caller must be >= 1"
+        );
+        anyhow::ensure!(
+            l.max_streams_per_caller >= 1,
+            "limits.max_streams_per_caller must be >= 1"
+        );
+        anyhow::ensure!(
+            l.keepalive_interval_ms == 0 || l.keepalive_timeout_ms >= 1,
+            "limits.keepalive_timeout_ms must be >= 1 when limits.keepalive_interval_ms is set"
+        );
+        anyhow::ensure!(
+            self.watch.max_subscribers >= 1,
+            "watch.max_subscribers must be >= 1"
         );
         anyhow::ensure!(
             self.requests.ttl_ms >= 0 && self.requests.max >= 1,

@@ -44,6 +44,16 @@ pub enum ServerError {
         waiting: usize,
         setting: &'static str,
     },
+    /// A caller over one of its limits (a rate, its open streams, an idle
+    /// stream) or a node-wide cap (Watch subscribers); see
+    /// [`crate::limits`].
+    #[error("{what} for caller {caller:?}: {limit} ({setting})")]
+    RateLimited {
+        what: String,
+        caller: String,
+        limit: String,
+        setting: &'static str,
+    },
     /// The server is stopping; reconnect to another node or later.
     #[error("server shutting down; {0}")]
     ShuttingDown(&'static str),
@@ -141,7 +151,9 @@ impl ServerError {
             ServerError::Core(E::FailedPrecondition(_)) => Code::FailedPrecondition,
             ServerError::Core(E::Full { .. }) => Code::ResourceExhausted,
             ServerError::BadRequest { .. } | ServerError::Missing { .. } => Code::InvalidArgument,
-            ServerError::TooLarge { .. } | ServerError::QueueFull { .. } => Code::ResourceExhausted,
+            ServerError::TooLarge { .. }
+            | ServerError::QueueFull { .. }
+            | ServerError::RateLimited { .. } => Code::ResourceExhausted,
             ServerError::ShuttingDown(_)
             | ServerError::NotStored { .. }
             | ServerError::Unavailable(_) => Code::Unavailable,
@@ -243,6 +255,15 @@ mod tests {
                     lane: "routine",
                     waiting: 4,
                     setting: "redis.max_in_flight",
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                ServerError::RateLimited {
+                    what: "ping batch 3 refused".into(),
+                    caller: "gw".into(),
+                    limit: "over 10 pings/s, burst 20".into(),
+                    setting: "limits.pings_per_second_per_caller",
                 },
                 Code::ResourceExhausted,
             ),

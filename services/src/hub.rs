@@ -23,6 +23,7 @@ use crate::clock::now_ms;
 use crate::command::{Aims, Command, Envelope, FromOutcome, PingsOutcome, Ticked, expect};
 use crate::config::Config;
 use crate::error::ServerError;
+use crate::limits::Limits;
 use crate::node::snapshot::SnapshotCache;
 use crate::node::{NodeSettings, NodeStart, NodeState};
 use crate::sequencer::Sequencer;
@@ -49,6 +50,7 @@ pub struct Hub {
     node: Arc<NodeState>,
     sequencer: Sequencer,
     snapshots: SnapshotCache,
+    limits: Arc<Limits>,
     pub config: Config,
     /// This node's name in actors ("node_id", or the gRPC address).
     name: String,
@@ -82,6 +84,7 @@ impl Hub {
             snapshots: SnapshotCache::new(std::time::Duration::from_millis(
                 config.watch.snapshot_reuse_ms,
             )),
+            limits: Arc::new(Limits::new(&config)),
             config,
             name,
         })
@@ -95,6 +98,11 @@ impl Hub {
     /// Shared snapshots for new Watch subscribers.
     pub fn snapshots(&self) -> &SnapshotCache {
         &self.snapshots
+    }
+
+    /// Per-caller rate and stream limits.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     /// This node's name, as actors carry it.

@@ -25,6 +25,7 @@
 //!   checkpoints.
 //! - [`hub`]: the typed methods the services call.
 //! - [`auth`]: credentials, roles and scopes; the layer every call passes.
+//! - [`limits`]: per-caller rates and streams, the Watch subscriber cap.
 //! - [`api`]: the gRPC services.
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
@@ -43,6 +44,7 @@ pub mod durable;
 pub mod error;
 pub mod frigate;
 pub mod hub;
+pub mod limits;
 pub mod node;
 pub mod sequencer;
 pub mod server;

@@ -165,7 +165,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         store: credentials.clone(),
         hub: hub.clone(),
     });
+    let keepalive = match hub.config.limits.keepalive_interval_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(Duration::from_millis(
+            hub.config.limits.keepalive_timeout_ms,
+        )))
         .layer(tower::util::MapResponseLayer::new(
             crate::error::map_too_large,
         ))
@@ -208,7 +216,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             ))
             .max_decoding_message_size(max_message),
         );
-    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(grpc_listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(keepalive);
     let grpc = tokio::spawn(
         router.serve_with_incoming_shutdown(incoming, shutdown_started(hub.shutdown_signal())),
     );
@@ -218,6 +228,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     ));
     tickers.push(tokio::spawn(tick(hub.clone())));
     tickers.push(tokio::spawn(unit_gauges(hub.clone())));
+    tickers.push(tokio::spawn(crate::limits::sweep(hub.limits().clone())));
     if hub.config.frigate.enabled() {
         tickers.push(crate::frigate::spawn(hub.clone())?);
     }

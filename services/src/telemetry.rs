@@ -36,6 +36,7 @@ pub const AUTH_DENIED: &str = "patrol_auth_denied_total";
 pub const AUTH_LOCKOUTS: &str = "patrol_auth_lockouts_total";
 pub const AUTH_LOGINS: &str = "patrol_auth_logins_total";
 pub const AUTH_STREAMS_ENDED: &str = "patrol_auth_streams_ended_total";
+pub const RATE_LIMITED: &str = "patrol_rate_limited_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -143,6 +144,10 @@ fn describe() {
     describe_counter!(
         MESSAGES_TOO_LARGE,
         "requests refused for exceeding limits.max_message_bytes"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "requests and streams refused or ended by a per-caller limit or a node-wide cap, by what was limited (pings, alerts, streams, watch_subscribers, idle_streams)"
     );
 }
 

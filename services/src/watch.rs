@@ -60,9 +60,14 @@ impl Subscriber {
     pub async fn run(mut self, resume_after: u64, resume_epoch: u64) {
         metrics::gauge!(m::WATCH_SUBSCRIBERS).increment(1.0);
         let stop = shutdown_started(self.hub.shutdown_signal());
+        // A client that goes while nothing is being sent (a quiet log) ends
+        // the task too, not only the next send: its place under
+        // `watch.max_subscribers` is already given back.
+        let tx = self.tx.clone();
         tokio::select! {
             _ = self.stream(resume_after, resume_epoch) => {}
             _ = stop => {}
+            _ = tx.closed() => {}
         }
         metrics::gauge!(m::WATCH_SUBSCRIBERS).decrement(1.0);
     }

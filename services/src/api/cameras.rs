@@ -10,6 +10,7 @@ use crate::clock::now_ms;
 use crate::convert::{from_wire, to_wire};
 use crate::error::ServerError;
 use crate::hub::Hub;
+use crate::limits::caller_key;
 use crate::telemetry as m;
 
 pub struct CameraApi {
@@ -59,6 +60,7 @@ impl CameraService for CameraApi {
     ) -> Result<Response<pb::PostAlertResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
         auth::check_covers(&request, "camera_id", &request.get_ref().camera_id)?;
+        self.hub.limits().charge_alert(&caller_key(&origin.actor))?;
         let alert = from_wire::new_alert(
             request.into_inner(),
             origin.time,

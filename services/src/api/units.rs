@@ -17,6 +17,7 @@ use crate::command::MAX_ITEMISED_REJECTIONS;
 use crate::convert::{from_wire, to_wire};
 use crate::error::ServerError;
 use crate::hub::Hub;
+use crate::limits::caller_key;
 use crate::node::routes::ORDER_QUEUE;
 use crate::telemetry as m;
 
@@ -79,12 +80,27 @@ impl UnitService for UnitApi {
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
         let principal = auth::principal(&request).cloned();
+        let limits = self.hub.limits();
+        let caller = caller_key(&origin.actor);
+        // Held while this handler runs: tonic drops it when the call ends,
+        // also when the client vanishes.
+        let _permit = limits.open_stream(&caller, "ReportPositions")?;
+        let idle = limits.idle_timeout();
         let mut stream = request.into_inner();
         let mut reply = pb::ReportPositionsResponse::default();
         let mut index: u64 = 0;
         let limit = self.hub.config.limits.max_batch_pings;
         let tolerance = self.hub.config.units.future_tolerance_ms;
-        while let Some(batch) = stream.message().await.map_err(ServerError::from_stream)? {
+        loop {
+            let next = match idle {
+                None => stream.message().await,
+                Some(idle) => tokio::time::timeout(idle, stream.message())
+                    .await
+                    .map_err(|_| limits.idle(&caller))?,
+            };
+            let Some(batch) = next.map_err(ServerError::from_stream)? else {
+                break;
+            };
             let count = batch.pings.len() as u64;
             if count == 0 {
                 continue;
@@ -98,6 +114,11 @@ impl UnitService for UnitApi {
                 }
                 .into());
             }
+            // One check for the whole batch; over the caller's quota the
+            // stream ends here, the batches before it kept.
+            limits.charge_pings(&caller, batch.pings.len(), || {
+                format!("ping batch {index} ({count} pings) refused")
+            })?;
             let mut origin = origin.clone();
             origin.time = now_ms();
             // The stateless checks here, so only pings that can apply reach the
