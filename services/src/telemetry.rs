@@ -31,6 +31,8 @@ pub const CHECKPOINT_SECONDS: &str = "patrol_checkpoint_seconds";
 pub const LOG_RELOADS: &str = "patrol_log_reloads_total";
 pub const WATCH_SNAPSHOTS: &str = "patrol_watch_snapshots_total";
 pub const MESSAGES_TOO_LARGE: &str = "patrol_messages_too_large_total";
+pub const TLS_RELOADS: &str = "patrol_tls_reloads_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "patrol_tls_handshake_failures_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -125,18 +127,43 @@ fn describe() {
         MESSAGES_TOO_LARGE,
         "requests refused for exceeding limits.max_message_bytes"
     );
+    describe_counter!(
+        TLS_RELOADS,
+        "changed TLS files seen, by result: ok (new connections use them) or error (the previous certificate kept)"
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes that failed or timed out (tls.handshake_timeout_ms), by port and reason"
+    );
 }
 
-/// Serves `/metrics` and `/healthz` until `shutdown` resolves.
-pub async fn serve_http(
-    listener: TcpListener,
+/// The HTTP port's listener: plain TCP, or the TLS accept loop
+/// ([`crate::tls::incoming`]) with the same certificates as gRPC.
+pub(crate) enum HttpListener {
+    Plain(TcpListener),
+    Tls(crate::tls::TlsIncoming),
+}
+
+/// Serves `/metrics` and `/healthz` until `shutdown` resolves. Neither needs
+/// a credential: monitoring reaches them with TLS alone.
+pub(crate) async fn serve_http(
+    listener: HttpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let handle = prometheus();
     let app = Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
         .route("/healthz", get(|| async { "ok\n" }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match listener {
+        HttpListener::Plain(listener) => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        HttpListener::Tls(listener) => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -31,12 +31,19 @@ pub const ACTOR_HEADER: &str = "x-patrol-actor";
 /// Longest accepted `x-patrol-actor` value, in bytes.
 const MAX_ACTOR_LEN: usize = 128;
 
-/// Who sent `request` (its peer address and `x-patrol-actor`) via this node,
+/// Who sent `request` (its peer address, and the identity of its verified
+/// client certificate under mutual TLS, else `x-patrol-actor`) via this node,
 /// and now.
 pub fn origin<T>(hub: &Hub, request: &Request<T>) -> Result<Origin, ServerError> {
-    let identity = match request.metadata().get(ACTOR_HEADER) {
-        None => String::new(),
-        Some(value) => {
+    let certified = crate::tls::request_identity(request);
+    let identity = match (certified, request.metadata().get(ACTOR_HEADER)) {
+        (Some(name), _) => name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_ACTOR_LEN)
+            .collect(),
+        (None, None) => String::new(),
+        (None, Some(value)) => {
             let text = value.to_str().map_err(|_| {
                 ServerError::bad(
                     ACTOR_HEADER,
