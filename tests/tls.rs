@@ -176,7 +176,7 @@ async fn created_by(clients: &mut Clients, header: Option<&str>) -> pb::Actor {
         .incident
         .unwrap();
     incident
-        .timeline
+        .audit
         .iter()
         .find(|entry| entry.action == "created")
         .expect("a created entry")

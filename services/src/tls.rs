@@ -211,7 +211,7 @@ fn build(settings: &TlsConfig, files: &Files, port: Port) -> anyhow::Result<Arc<
     );
     let key = PrivateKeyDer::from_pem_slice(&files.key)
         .with_context(|| format!("tls.key {}: no PEM private key", settings.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("tls protocol versions")?;
@@ -251,6 +251,16 @@ fn build(settings: &TlsConfig, files: &Files, port: Port) -> anyhow::Result<Arc<
     })?;
     config.alpn_protocols = port.alpn();
     Ok(Arc::new(config))
+}
+
+/// The crypto provider: ring, passed explicitly (no process default to
+/// race on). rustls 0.23.48 deprecates ring's provider because ring has no
+/// post-quantum key exchange (X25519MLKEM768 needs aws-lc-rs); ring is kept
+/// for its build cost here (see the workspace Cargo.toml and the README's
+/// FIPS note for the aws-lc-rs route).
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Starts the accept loop of `port` on `listener`. It runs until the

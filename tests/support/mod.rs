@@ -266,6 +266,9 @@ pub fn tls_connector(
     for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("a CA certificate");
     }
+    // ring, as the server uses (deprecated in rustls 0.23.48 for lacking a
+    // post-quantum key exchange; see services/src/tls.rs).
+    #[allow(deprecated)]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
