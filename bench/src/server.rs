@@ -147,6 +147,8 @@ impl Patrold {
             .arg(format!("127.0.0.1:{http}"))
             .arg("--config")
             .arg(config)
+            // The bench talks to its own patrold over loopback.
+            .arg("--plaintext")
             .env("PATROL_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

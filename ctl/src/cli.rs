@@ -30,6 +30,16 @@ pub(crate) struct Cli {
     /// viewer or admin.
     #[arg(long = "as", global = true, value_parser = ["operator", "viewer", "admin"])]
     pub as_role: Option<String>,
+    /// CA certificate (PEM) that patrold's certificate is verified against;
+    /// with it a bare address means `https://`.
+    #[arg(long, global = true, env = "PATROL_CA")]
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --key.
+    #[arg(long, global = true, env = "PATROL_CERT", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM); needs --cert.
+    #[arg(long, global = true, env = "PATROL_KEY", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,7 +14,7 @@ use patrol_proto::v1::{
     IncidentStatus, PingRejectReason, RecommendResponse, Unit, UnitKind, UnitStatus,
     recommend_request,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
 
 use crate::cli::{
@@ -31,10 +31,10 @@ const PAGE_SIZE: u32 = 1000;
 
 /// Connects to `--server` and runs the command.
 pub(crate) async fn run(cli: Cli) -> Result<()> {
-    let server = with_scheme(&cli.server);
+    let server = with_scheme(&cli.server, cli.ca.is_some());
     let token = crate::auth::token(cli.token.as_deref(), cli.as_role.as_deref())?;
     let bearer = Bearer::new(token.as_deref()).context("--token is not printable text")?;
-    let channel = authed(connect(&server).await?, bearer);
+    let channel = authed(connect(&server, &Tls::from_cli(&cli)?).await?, bearer);
     let units = || UnitServiceClient::new(channel.clone());
     let incidents = || IncidentServiceClient::new(channel.clone());
     match cli.command {
@@ -116,19 +116,60 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `127.0.0.1:50051` means `http://127.0.0.1:50051`.
-pub(crate) fn with_scheme(server: &str) -> String {
+/// `127.0.0.1:50051` means `http://127.0.0.1:50051`, or
+/// `https://127.0.0.1:50051` when a CA is given.
+pub(crate) fn with_scheme(server: &str, tls: bool) -> String {
     if server.contains("://") {
         server.to_string()
+    } else if tls {
+        format!("https://{server}")
     } else {
         format!("http://{server}")
     }
 }
 
-async fn connect(server: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(server.to_string())
+/// `--ca`, `--cert`, `--key`: read once, before connecting.
+#[derive(Debug, Default)]
+struct Tls {
+    ca: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Tls {
+    fn from_cli(cli: &Cli) -> Result<Self> {
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("reading --{flag} {}", path.display()))
+        };
+        Ok(Self {
+            ca: cli.ca.as_deref().map(|p| read("ca", p)).transpose()?,
+            identity: match (&cli.cert, &cli.key) {
+                (Some(cert), Some(key)) => Some((read("cert", cert)?, read("key", key)?)),
+                _ => None,
+            },
+        })
+    }
+}
+
+async fn connect(server: &str, tls: &Tls) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(server.to_string())
         .map_err(|e| anyhow!("bad --server address {server:?}: {e}"))?
         .connect_timeout(Duration::from_secs(5));
+    if server.starts_with("https://") {
+        let Some(ca) = &tls.ca else {
+            bail!(
+                "--server {server} is https: pass --ca (the CA that signed patrold's certificate)"
+            );
+        };
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|e| anyhow!("TLS settings for {server}: {}", error_chain(&e)))?;
+    } else if tls.ca.is_some() || tls.identity.is_some() {
+        bail!("--ca/--cert/--key need an https:// --server (got {server})");
+    }
     endpoint
         .connect()
         .await
@@ -743,8 +784,15 @@ mod tests {
 
     #[test]
     fn server_addresses_and_errors() {
-        assert_eq!(with_scheme("127.0.0.1:50051"), "http://127.0.0.1:50051");
-        assert_eq!(with_scheme("https://p:1"), "https://p:1");
+        assert_eq!(
+            with_scheme("127.0.0.1:50051", false),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(
+            with_scheme("127.0.0.1:50051", true),
+            "https://127.0.0.1:50051"
+        );
+        assert_eq!(with_scheme("https://p:1", false), "https://p:1");
         let error = anyhow::Error::from(Status::not_found("unit \"x\" not found"));
         assert_eq!(describe_error(&error), "NotFound: unit \"x\" not found");
         assert_eq!(

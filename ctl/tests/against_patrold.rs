@@ -63,11 +63,12 @@ fn ok_bare(server: &str, args: &[&str]) -> String {
 #[test]
 fn operator_walk_through() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let config = patrol_services::Config {
+    let mut config = patrol_services::Config {
         grpc: "127.0.0.1:0".parse().unwrap(),
         http: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
+    config.tls.plaintext = true;
     let server = runtime.block_on(patrol_services::start(config)).unwrap();
     let url = server.grpc_url();
     let s = url.as_str();

@@ -75,6 +75,93 @@ pub struct Config {
     /// The Frigate NVR bridge (MQTT `frigate/events` to alerts); off unless
     /// `mqtt_url` is set.
     pub frigate: FrigateConfig,
+    /// TLS on both ports (gRPC and HTTP), optionally mutual. Required unless
+    /// `plaintext = true`.
+    pub tls: TlsConfig,
+}
+
+/// TLS for the gRPC and the HTTP port (rustls). Files are PEM; they are
+/// checked every `reload_check_ms` and a changed, valid set is used for new
+/// connections without a restart (a bad one keeps the old set and is logged).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain (leaf first), PEM.
+    pub cert: PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: PathBuf,
+    /// CA certificates (PEM) that client certificates are verified against:
+    /// set, this is mutual TLS. Empty: clients are not asked for one.
+    pub client_ca: PathBuf,
+    /// With `client_ca`: a gRPC client without a certificate is refused at
+    /// the handshake. False: a certificate is optional, but verified when
+    /// presented. The HTTP port (`/metrics`, `/healthz`) never requires one.
+    pub require_client_cert: bool,
+    /// Serve without TLS: traffic (and any credential in it) is unencrypted.
+    /// Only for loopback, tests and the demo.
+    pub plaintext: bool,
+    /// How often the files are checked for changes, milliseconds.
+    pub reload_check_ms: u64,
+    /// A client that has not finished its TLS handshake after this long is
+    /// dropped, milliseconds.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            client_ca: PathBuf::new(),
+            require_client_cert: false,
+            plaintext: false,
+            reload_check_ms: 5_000,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether client certificates are asked for (mutual TLS).
+    pub fn mutual(&self) -> bool {
+        !self.client_ca.as_os_str().is_empty()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let cert = !self.cert.as_os_str().is_empty();
+        let key = !self.key.as_os_str().is_empty();
+        if self.plaintext {
+            anyhow::ensure!(
+                !cert && !key && !self.mutual(),
+                "tls.plaintext = true together with tls.cert, tls.key or tls.client_ca: \
+                 choose one (plaintext serves without TLS)"
+            );
+            return Ok(());
+        }
+        anyhow::ensure!(
+            cert || key,
+            "TLS is required: set tls.cert and tls.key (PEM files), \
+             or tls.plaintext = true to serve without TLS (loopback and tests only)"
+        );
+        anyhow::ensure!(
+            cert && key,
+            "tls.cert and tls.key go together: only tls.{} is set",
+            if cert { "cert" } else { "key" }
+        );
+        anyhow::ensure!(
+            !self.require_client_cert || self.mutual(),
+            "tls.require_client_cert = true needs tls.client_ca (the CA client certificates are verified against)"
+        );
+        anyhow::ensure!(
+            self.reload_check_ms >= 100,
+            "tls.reload_check_ms must be >= 100"
+        );
+        anyhow::ensure!(
+            self.handshake_timeout_ms >= 1,
+            "tls.handshake_timeout_ms must be >= 1"
+        );
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -350,6 +437,7 @@ impl Default for Config {
             requests: RequestsConfig::default(),
             shutdown_grace_ms: 5_000,
             frigate: FrigateConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -484,12 +572,17 @@ impl Default for DemoConfig {
 impl Config {
     /// Reads a TOML file; unknown keys and a wrong version are errors.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        let config: Config =
-            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        let config = Self::parse_file(path)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads a TOML file without [`Config::validate`]: for callers that layer
+    /// more settings on top (environment, flags) and validate the result.
+    pub fn parse_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
     }
 
     /// Checks values that serde cannot.
@@ -639,6 +732,7 @@ impl Config {
             self.requests.ttl_ms >= 0 && self.requests.max >= 1,
             "requests.ttl_ms must be >= 0 and requests.max >= 1"
         );
+        self.tls.validate()?;
         self.network.validate()?;
         self.profiles.validate()?;
         self.trust.validate()?;
@@ -742,12 +836,71 @@ mod tests {
                 .to_string()
                 .contains("version")
         );
-        Config::default().validate().unwrap();
+        let mut plaintext = Config::default();
+        plaintext.tls.plaintext = true;
+        plaintext.validate().unwrap();
     }
 
     #[test]
     fn the_example_config_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/patrold.toml");
-        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+        assert_eq!(Config::parse_file(&path).unwrap(), Config::default());
+    }
+
+    fn tls_error(tls: TlsConfig) -> String {
+        let config = Config {
+            tls,
+            ..Config::default()
+        };
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tls_is_required_unless_plaintext_is_chosen() {
+        let err = tls_error(TlsConfig::default());
+        assert!(
+            err.contains("tls.cert")
+                && err.contains("tls.key")
+                && err.contains("tls.plaintext = true"),
+            "{err}"
+        );
+        let files = TlsConfig {
+            cert: "server.crt".into(),
+            key: "server.key".into(),
+            ..TlsConfig::default()
+        };
+        Config {
+            tls: files.clone(),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+        let err = tls_error(TlsConfig {
+            key: PathBuf::new(),
+            ..files.clone()
+        });
+        assert!(err.contains("only tls.cert is set"), "{err}");
+        let err = tls_error(TlsConfig {
+            cert: PathBuf::new(),
+            ..files.clone()
+        });
+        assert!(err.contains("only tls.key is set"), "{err}");
+        let err = tls_error(TlsConfig {
+            plaintext: true,
+            ..files.clone()
+        });
+        assert!(err.contains("tls.plaintext = true together with"), "{err}");
+        let err = tls_error(TlsConfig {
+            require_client_cert: true,
+            ..files.clone()
+        });
+        assert!(err.contains("tls.client_ca"), "{err}");
+        let parsed: Config = toml::from_str(
+            "[tls]\ncert = \"a.pem\"\nkey = \"b.pem\"\nclient_ca = \"ca.pem\"\nrequire_client_cert = true\n",
+        )
+        .unwrap();
+        assert!(parsed.tls.mutual());
+        parsed.validate().unwrap();
+        assert!(toml::from_str::<Config>("[tls]\ncertificate = \"a.pem\"\n").is_err());
     }
 }

@@ -30,6 +30,8 @@
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
 //! - [`telemetry`]: metric names, the Prometheus recorder and the HTTP server.
+//! - `tls`: TLS and mutual TLS on both ports (rustls), reloaded from its
+//!   files without a restart; the client certificate's identity.
 //! - [`frigate`]: the Frigate NVR bridge (MQTT events to alerts).
 //! - [`clock`]: the only clock the server reads.
 //! - [`server`]: start, serve and shut down one node.
@@ -49,6 +51,7 @@ pub mod node;
 pub mod sequencer;
 pub mod server;
 pub mod telemetry;
+mod tls;
 pub mod watch;
 
 pub use config::Config;

@@ -29,6 +29,7 @@ use crate::hub::{self, Hub, Origin, shutdown_started};
 use crate::node::{NodeStart, NodeState};
 use crate::sequencer::Sequencer;
 use crate::telemetry as m;
+use crate::tls::Port;
 
 /// The fully qualified names of the patrol services (for health checks).
 pub const SERVICE_NAMES: [&str; 7] = [
@@ -62,9 +63,15 @@ impl RunningServer {
         self.http_addr
     }
 
-    /// `http://` URL of the gRPC endpoint, for clients.
+    /// URL of the gRPC endpoint, for clients: `https://` with TLS,
+    /// `http://` with `tls.plaintext`.
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        let scheme = if self.hub.config.tls.plaintext {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", self.grpc_addr)
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -119,6 +126,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding HTTP address {}", config.http))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    let tls = if config.tls.plaintext {
+        tracing::warn!(
+            grpc = %grpc_addr,
+            http = %http_addr,
+            "tls.plaintext = true: gRPC and HTTP traffic is unencrypted"
+        );
+        None
+    } else {
+        Some(crate::tls::Tls::load(&config.tls)?)
+    };
     let mut tickers = Vec::new();
     let network = load_network(&config).await?;
     let mut core = config.dispatcher();
@@ -216,12 +233,30 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             ))
             .max_decoding_message_size(max_message),
         );
-    let incoming = TcpIncoming::from(grpc_listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(keepalive);
-    let grpc = tokio::spawn(
-        router.serve_with_incoming_shutdown(incoming, shutdown_started(hub.shutdown_signal())),
-    );
+    let grpc_shutdown = shutdown_started(hub.shutdown_signal());
+    let (grpc, http_listener) = match &tls {
+        None => {
+            let incoming = TcpIncoming::from(grpc_listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(keepalive);
+            (
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_shutdown)),
+                m::HttpListener::Plain(http_listener),
+            )
+        }
+        Some(tls) => {
+            let incoming = crate::tls::incoming(grpc_listener, tls.clone(), Port::Grpc)?;
+            tickers.push(tokio::spawn(crate::tls::reload(tls.clone())));
+            (
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_shutdown)),
+                m::HttpListener::Tls(crate::tls::incoming(
+                    http_listener,
+                    tls.clone(),
+                    Port::Http,
+                )?),
+            )
+        }
+    };
     let http = tokio::spawn(m::serve_http(
         http_listener,
         shutdown_started(hub.shutdown_signal()),
@@ -232,7 +267,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     if hub.config.frigate.enabled() {
         tickers.push(crate::frigate::spawn(hub.clone())?);
     }
-    tracing::info!(grpc = %grpc_addr, http = %http_addr, "patrold serving");
+    tracing::info!(
+        grpc = %grpc_addr,
+        http = %http_addr,
+        tls = tls.is_some(),
+        mutual_tls = tls.is_some() && hub.config.tls.mutual(),
+        "patrold serving"
+    );
     Ok(RunningServer {
         hub,
         credentials,

@@ -37,6 +37,8 @@ pub const AUTH_LOCKOUTS: &str = "patrol_auth_lockouts_total";
 pub const AUTH_LOGINS: &str = "patrol_auth_logins_total";
 pub const AUTH_STREAMS_ENDED: &str = "patrol_auth_streams_ended_total";
 pub const RATE_LIMITED: &str = "patrol_rate_limited_total";
+pub const TLS_RELOADS: &str = "patrol_tls_reloads_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "patrol_tls_handshake_failures_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -149,18 +151,43 @@ fn describe() {
         RATE_LIMITED,
         "requests and streams refused or ended by a per-caller limit or a node-wide cap, by what was limited (pings, alerts, streams, watch_subscribers, idle_streams)"
     );
+    describe_counter!(
+        TLS_RELOADS,
+        "changed TLS files seen, by result: ok (new connections use them) or error (the previous certificate kept)"
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes that failed or timed out (tls.handshake_timeout_ms), by port and reason"
+    );
 }
 
-/// Serves `/metrics` and `/healthz` until `shutdown` resolves.
-pub async fn serve_http(
-    listener: TcpListener,
+/// The HTTP port's listener: plain TCP, or the TLS accept loop
+/// ([`crate::tls::incoming`]) with the same certificates as gRPC.
+pub(crate) enum HttpListener {
+    Plain(TcpListener),
+    Tls(crate::tls::TlsIncoming),
+}
+
+/// Serves `/metrics` and `/healthz` until `shutdown` resolves. Neither needs
+/// a credential: monitoring reaches them with TLS alone.
+pub(crate) async fn serve_http(
+    listener: HttpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let handle = prometheus();
     let app = Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
         .route("/healthz", get(|| async { "ok\n" }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match listener {
+        HttpListener::Plain(listener) => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        HttpListener::Tls(listener) => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -12,7 +12,13 @@ use patrol_testkit::Patrold;
 fn spawn_patrold(args: &[&str]) -> Patrold {
     let mut command = Command::new(env!("CARGO_BIN_EXE_patrold"));
     command
-        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args([
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--plaintext",
+        ])
         .args(["--log", "info"])
         .args(args)
         .env("NO_COLOR", "1");

@@ -37,7 +37,8 @@ impl Patrold {
 
     /// Starts `binary` with `args` plus `--ready-file PATH` and returns once
     /// it is serving. Pass `--grpc 127.0.0.1:0 --http 127.0.0.1:0` for ports
-    /// of its own choosing; [`Patrold::grpc_addr`] tells which it got.
+    /// of its own choosing; [`Patrold::grpc_addr`] tells which it got. patrold
+    /// refuses to start without TLS files unless given `--plaintext`.
     pub fn spawn<I, S>(binary: impl AsRef<Path>, args: I) -> Result<Self>
     where
         I: IntoIterator<Item = S>,

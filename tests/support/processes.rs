@@ -102,7 +102,13 @@ impl PatroldProcess {
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(patrold_binary());
         command
-            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--plaintext",
+            ])
             .args(["--log", "info", "--position-interval-ms", "20"])
             .args(args)
             .env("NO_COLOR", "1")

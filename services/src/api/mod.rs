@@ -34,7 +34,8 @@ pub const ACTOR_HEADER: &str = "x-patrol-actor";
 const MAX_ACTOR_LEN: usize = 128;
 
 /// Who sent `request` via this node, and now: the identity and role of its
-/// credential (else its `x-patrol-actor`), and its peer address.
+/// credential (else, with `auth.required` off, the identity of its verified
+/// client certificate or its `x-patrol-actor`), and its peer address.
 pub fn origin<T>(hub: &Hub, request: &Request<T>) -> Result<Origin, ServerError> {
     let peer = request
         .remote_addr()
@@ -51,9 +52,15 @@ pub fn origin<T>(hub: &Hub, request: &Request<T>) -> Result<Origin, ServerError>
             time: now_ms(),
         });
     }
-    let identity = match request.metadata().get(ACTOR_HEADER) {
-        None => String::new(),
-        Some(value) => {
+    let certified = crate::tls::request_identity(request);
+    let identity = match (certified, request.metadata().get(ACTOR_HEADER)) {
+        (Some(name), _) => name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_ACTOR_LEN)
+            .collect(),
+        (None, None) => String::new(),
+        (None, Some(value)) => {
             let text = value.to_str().map_err(|_| {
                 ServerError::bad(
                     ACTOR_HEADER,

@@ -86,7 +86,7 @@ where
         let presented = Presented {
             path: request.uri().path().to_string(),
             authorization: request.headers().get(http::header::AUTHORIZATION).cloned(),
-            certificate: tls_pending::cert_identity(request.extensions()),
+            certificate: crate::tls::cert_identity(request.extensions()),
             peer: peer_of(request.extensions()),
         };
         Box::pin(async move {
@@ -110,7 +110,11 @@ pub(crate) fn peer_of(extensions: &http::Extensions) -> String {
     extensions
         .get::<TcpConnectInfo>()
         .and_then(|i| i.remote_addr())
-        .or_else(|| tls_pending::peer_addr(extensions))
+        .or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr())
+        })
         .map(|a| a.to_string())
         .unwrap_or_default()
 }
@@ -156,7 +160,14 @@ impl Gate {
                 }
             }
             None => match certificate {
-                Some(subject) => self.store.certificate(&subject, now).await,
+                // Without `auth.required`, a certificate no credential names
+                // is only a name (the actor's), not a refusal.
+                Some(subject) => match self.store.certificate(&subject, now).await {
+                    Err(Ok((Refusal::Unknown, _))) if !self.store.config().required => {
+                        return Ok(None);
+                    }
+                    resolved => resolved,
+                },
                 None if !self.store.config().required => return Ok(None),
                 None => Err(Ok((Refusal::Missing, None))),
             },
@@ -214,13 +225,3 @@ impl Gate {
     }
 }
 
-/// Until the TLS listener lands: plaintext connections carry no certificate.
-mod tls_pending {
-    use axum::http;
-    pub(super) fn peer_addr(_: &http::Extensions) -> Option<std::net::SocketAddr> {
-        None
-    }
-    pub(super) fn cert_identity(_: &http::Extensions) -> Option<String> {
-        None
-    }
-}

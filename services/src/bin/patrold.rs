@@ -25,9 +25,24 @@ struct Args {
     /// HTTP listen address for /metrics and /healthz [default 127.0.0.1:8080].
     #[arg(long, env = "PATROL_HTTP")]
     http: Option<SocketAddr>,
-    /// Run the demo city (simulated Helsinki) in this process.
+    /// Run the demo city (simulated Helsinki) in this process; implies
+    /// --plaintext (the demo is loopback).
     #[arg(long, env = "PATROL_DEMO")]
     demo: bool,
+    /// Serve gRPC and HTTP without TLS (tls.plaintext = true): traffic is
+    /// unencrypted. For loopback and tests; otherwise set tls.cert and tls.key.
+    #[arg(long, env = "PATROL_PLAINTEXT")]
+    plaintext: bool,
+    /// TLS certificate chain, PEM (tls.cert).
+    #[arg(long, env = "PATROL_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM (tls.key).
+    #[arg(long, env = "PATROL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA that client certificates are verified against, PEM: mutual TLS
+    /// (tls.client_ca).
+    #[arg(long, env = "PATROL_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
     /// OpenStreetMap extract (.osm.pbf) to route over: units are ranked by
     /// travel time over its streets and footways [default: none, or the
     /// demo's map with --demo].
@@ -78,7 +93,8 @@ struct Args {
 impl Args {
     fn config(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
-            Some(path) => Config::from_file(path)?,
+            // Validated below, once the flags are on top.
+            Some(path) => Config::parse_file(path)?,
             None => Config::default(),
         };
         if let Some(grpc) = self.grpc {
@@ -89,6 +105,18 @@ impl Args {
         }
         if self.demo {
             config.demo.enabled = true;
+        }
+        if self.plaintext || self.demo {
+            config.tls.plaintext = true;
+        }
+        if let Some(cert) = &self.tls_cert {
+            config.tls.cert = cert.clone();
+        }
+        if let Some(key) = &self.tls_key {
+            config.tls.key = key.clone();
+        }
+        if let Some(ca) = &self.tls_client_ca {
+            config.tls.client_ca = ca.clone();
         }
         if let Some(map) = &self.map {
             config.map = map.clone();
