@@ -12,6 +12,8 @@
 //! the point asked about, which is exact enough for city-sized zones.
 //! Polygons crossing the antimeridian are not supported.
 
+#[cfg(test)]
+mod fuzz;
 mod index;
 pub(crate) mod membership;
 
