@@ -113,7 +113,8 @@ fn malformed(valid: &[u8]) -> Vec<Bytes> {
         Bytes::from_static(&[0x0c]),
         // invalid UTF-8 in a string field
         Bytes::from_static(&[0x0a, 0x02, 0xc3, 0x28]),
-        // nesting far deeper than prost's recursion limit
+        // field 11, length-delimited, again and again, each claiming more
+        // than is left
         Bytes::from(
             std::iter::repeat_n([0x5a_u8, 0x7f], 200)
                 .flatten()
@@ -160,7 +161,11 @@ async fn back_to_baseline(node: &TestNode, baseline: Residue, baseline_tasks: us
 
 /// The node answers an ordinary call.
 async fn still_serves(node: &mut TestNode) {
-    let id = format!("ok-{}", now_ms());
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "ok-{}",
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     node.register(&id, pb::UnitKind::Car).await;
     let reply = node
         .report(vec![vec![ping(&id, now_ms(), 24.94, 60.17)]])
@@ -332,7 +337,8 @@ async fn truncated_and_vanishing_streams_leave_no_residue() {
 
     // Truncated: a frame that claims 1000 bytes, 10 sent, then the end of
     // the stream. The call fails; nothing waits for the rest.
-    let (mut client, connection) = h2_connect(addr).await;
+    let (client, connection) = h2_connect(addr).await;
+    let mut client = client.ready().await.unwrap();
     let (response, mut send) = client
         .send_request(
             grpc_request(addr, "/patrol.v1.UnitService/ReportPositions"),
@@ -365,6 +371,7 @@ async fn truncated_and_vanishing_streams_leave_no_residue() {
 
     // Vanishing: a frame header and half a message, then the connection
     // is dropped without ending the stream.
+    let mut client = client.ready().await.unwrap();
     let (response, mut send) = client
         .send_request(
             grpc_request(addr, "/patrol.v1.UnitService/ReportPositions"),

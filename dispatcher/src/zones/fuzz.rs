@@ -27,7 +27,7 @@ fn cases(cases: u32) -> ProptestConfig {
     config
 }
 
-fn hostile_string() -> impl Strategy<Value = String> {
+fn hostile_string() -> BoxedStrategy<String> {
     prop_oneof![
         Just(String::new()),
         "[a-z]{1,8}",
@@ -36,9 +36,10 @@ fn hostile_string() -> impl Strategy<Value = String> {
         "x{100,300}",
         "é{500,3000}",
     ]
+    .boxed()
 }
 
-fn number() -> impl Strategy<Value = Value> {
+fn number() -> BoxedStrategy<Value> {
     prop_oneof![
         6 => (-180.0..=180.0f64).prop_map(Value::from),
         1 => any::<f64>().prop_map(Value::from),
@@ -46,10 +47,11 @@ fn number() -> impl Strategy<Value = Value> {
         1 => prop::sample::select(vec![-180.0, 180.0, -90.0, 90.0, 180.1, -90.1, 1e300, -0.0])
             .prop_map(Value::from),
     ]
+    .boxed()
 }
 
 /// Anything at all, shallow.
-fn any_json() -> impl Strategy<Value = Value> {
+fn any_json() -> BoxedStrategy<Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -63,9 +65,10 @@ fn any_json() -> impl Strategy<Value = Value> {
                 .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
+    .boxed()
 }
 
-fn position() -> impl Strategy<Value = Value> {
+fn position() -> BoxedStrategy<Value> {
     prop_oneof![
         12 => (number(), (-90.0..=90.0f64).prop_map(Value::from)).prop_map(|(x, y)| json!([x, y])),
         2 => (number(), number()).prop_map(|(x, y)| json!([x, y])),
@@ -73,11 +76,12 @@ fn position() -> impl Strategy<Value = Value> {
         1 => number().prop_map(|x| json!([x])),
         1 => any_json(),
     ]
+    .boxed()
 }
 
 /// A ring: usually closed; sometimes unclosed, degenerate, a bow tie or the
 /// whole world.
-fn ring() -> impl Strategy<Value = Value> {
+fn ring() -> BoxedStrategy<Value> {
     prop_oneof![
         6 => prop::collection::vec(position(), 0..10).prop_map(|mut ps| {
             if let Some(first) = ps.first().cloned() {
@@ -91,18 +95,20 @@ fn ring() -> impl Strategy<Value = Value> {
         1 => Just(json!([[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]])),
         1 => Just(json!([[24.9, 60.1], [24.9, 60.1], [24.9, 60.1], [24.9, 60.1]])),
     ]
+    .boxed()
 }
 
-fn polygon() -> impl Strategy<Value = Value> {
+fn polygon() -> BoxedStrategy<Value> {
     prop_oneof![
         8 => prop::collection::vec(ring(), 0..3).prop_map(Value::Array),
         1 => ring(),       // one level too shallow
         1 => position(),   // two levels too shallow
         1 => any_json(),
     ]
+    .boxed()
 }
 
-fn geometry() -> impl Strategy<Value = Value> {
+fn geometry() -> BoxedStrategy<Value> {
     (
         prop::sample::select(vec![
             "Polygon",
@@ -127,17 +133,19 @@ fn geometry() -> impl Strategy<Value = Value> {
                 json!({"type": t})
             }
         })
+        .boxed()
 }
 
-fn property() -> impl Strategy<Value = Value> {
+fn property() -> BoxedStrategy<Value> {
     prop_oneof![
         3 => hostile_string().prop_map(Value::String),
         1 => Just(Value::Null),
         1 => any_json(),
     ]
+    .boxed()
 }
 
-fn feature() -> impl Strategy<Value = Value> {
+fn feature() -> BoxedStrategy<Value> {
     (
         prop_oneof![
             4 => "[a-c]".prop_map(Value::String),
@@ -161,9 +169,10 @@ fn feature() -> impl Strategy<Value = Value> {
         .prop_map(|(id, properties, geometry, t)| {
             json!({"type": t, "id": id, "properties": properties, "geometry": geometry})
         })
+    .boxed()
 }
 
-fn document() -> impl Strategy<Value = Value> {
+fn document() -> BoxedStrategy<Value> {
     prop_oneof![
         4 => prop::collection::vec(feature(), 0..5)
             .prop_map(|fs| json!({"type": "FeatureCollection", "features": fs})),
@@ -172,11 +181,12 @@ fn document() -> impl Strategy<Value = Value> {
         1 => any_json().prop_map(|fs| json!({"type": "FeatureCollection", "features": fs})),
         1 => any_json(),
     ]
+    .boxed()
 }
 
 /// The document's text, sometimes mutated: cut, a byte changed, a number
 /// written as `NaN` or out of f64 range.
-fn text() -> impl Strategy<Value = String> {
+fn text() -> BoxedStrategy<String> {
     (
         document(),
         prop_oneof![
@@ -199,6 +209,7 @@ fn text() -> impl Strategy<Value = String> {
             }
             text
         })
+        .boxed()
 }
 
 /// A refusal names a field and quotes a short value.
@@ -246,8 +257,8 @@ fn use_zones(specs: Vec<ZoneSpec>, probes: &[(f64, f64)]) {
     }
 }
 
-fn probes() -> impl Strategy<Value = Vec<(f64, f64)>> {
-    prop::collection::vec((-180.0..=180.0f64, -90.0..=90.0f64), 1..4)
+fn probes() -> BoxedStrategy<Vec<(f64, f64)>> {
+    prop::collection::vec((-180.0..=180.0f64, -90.0..=90.0f64), 1..4).boxed()
 }
 
 proptest! {
@@ -286,5 +297,29 @@ proptest! {
             Ok(polygon) => assert!(!polygon.0.is_empty()),
             Err(e) => check_refusal(&e, &text),
         }
+    }
+}
+
+/// Found by `fuzz_parse_zones`: a refused `kind`, `parent` or `type` was
+/// quoted whole, and so was a ring's first and last position.
+#[test]
+fn refused_long_strings_are_quoted_short() {
+    let long = "é".repeat(1000);
+    let ring = r#"[[24.9,60.1],[25,60.1],[25,60.2],[24.9,60.1]]"#;
+    for text in [
+        format!(
+            r#"{{"type":"Feature","id":"a","properties":{{"kind":"{long}"}},"geometry":{{"type":"Polygon","coordinates":[{ring}]}}}}"#
+        ),
+        format!(
+            r#"{{"type":"Feature","id":"a","properties":{{"kind":"zone","parent":"{long}"}},"geometry":{{"type":"Polygon","coordinates":[{ring}]}}}}"#
+        ),
+        format!(r#"{{"type":"{long}"}}"#),
+        format!(r#"{{"type":"Feature","id":"a","geometry":{{"type":"{long}","coordinates":[]}}}}"#),
+        format!(
+            r#"{{"type":"Feature","id":"a","geometry":{{"type":"Polygon","coordinates":[[["{long}",1],[0,0],[1,1],[0,1]]]}}}}"#
+        ),
+    ] {
+        let e = parse_zones(&text).unwrap_err();
+        check_refusal(&e, &text);
     }
 }
