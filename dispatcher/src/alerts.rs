@@ -169,7 +169,7 @@ impl NewAlert {
         if self.label.is_empty() || self.label.len() > MAX_LABEL_LEN {
             return Err(Error::invalid(
                 "label",
-                format!("{:?}", self.label),
+                format!("{:?}", &self.label[..self.label.floor_char_boundary(32)]),
                 format!("must be 1..={MAX_LABEL_LEN} bytes"),
             ));
         }

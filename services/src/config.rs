@@ -13,6 +13,9 @@ use serde::Deserialize;
 /// The configuration format version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
 
+/// Largest queue or in-flight bound a setting may ask for.
+pub const MAX_QUEUE: usize = 1 << 20;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -617,9 +620,11 @@ impl Config {
             self.watch.max_positions_per_event >= 1,
             "watch.max_positions_per_event must be >= 1"
         );
+        // Each is a tokio channel's or semaphore's size: tokio panics past
+        // 2^61, so a bound well below that is checked here, not at run time.
         anyhow::ensure!(
-            self.watch.subscriber_buffer >= 1,
-            "watch.subscriber_buffer must be >= 1"
+            (1..=MAX_QUEUE).contains(&self.watch.subscriber_buffer),
+            "watch.subscriber_buffer must be in 1..={MAX_QUEUE}"
         );
         anyhow::ensure!(
             self.units.offline_after_ms > 0,
@@ -689,8 +694,9 @@ impl Config {
             self.redis.urls.len()
         );
         anyhow::ensure!(
-            self.redis.max_in_flight >= 1 && self.redis.urgent_max_in_flight >= 1,
-            "redis.max_in_flight and redis.urgent_max_in_flight must be >= 1"
+            (1..=MAX_QUEUE).contains(&self.redis.max_in_flight)
+                && (1..=MAX_QUEUE).contains(&self.redis.urgent_max_in_flight),
+            "redis.max_in_flight and redis.urgent_max_in_flight must be in 1..={MAX_QUEUE}"
         );
         anyhow::ensure!(
             self.redis.checkpoint_chunk >= 1,

@@ -34,7 +34,11 @@
 //!   files without a restart; the client certificate's identity.
 //! - [`frigate`]: the Frigate NVR bridge (MQTT events to alerts).
 //! - [`clock`]: the only clock the server reads.
+//! - [`residue`]: what a node holds for its clients (subscribers, queued
+//!   events, order routes), to show that vanished clients leave nothing.
 //! - [`server`]: start, serve and shut down one node.
+//! - `fuzz` (tests only): proptest generators of hostile input for every
+//!   decoder (ping batches, alerts, zones, Frigate events, config files).
 
 pub mod api;
 pub mod auth;
@@ -48,11 +52,15 @@ pub mod frigate;
 pub mod hub;
 pub mod limits;
 pub mod node;
+pub mod residue;
 pub mod sequencer;
 pub mod server;
 pub mod telemetry;
 mod tls;
 pub mod watch;
+
+#[cfg(test)]
+mod fuzz;
 
 pub use config::Config;
 pub use server::{RunningServer, start};

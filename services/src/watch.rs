@@ -58,7 +58,8 @@ impl Subscriber {
 
     /// Runs until the client disconnects or the server shuts down.
     pub async fn run(mut self, resume_after: u64, resume_epoch: u64) {
-        metrics::gauge!(m::WATCH_SUBSCRIBERS).increment(1.0);
+        // Counted (and in the gauge) until this returns or is cancelled.
+        let _watching = self.hub.node().watchers().enter(self.tx.clone());
         let stop = shutdown_started(self.hub.shutdown_signal());
         // A client that goes while nothing is being sent (a quiet log) ends
         // the task too, not only the next send: its place under
@@ -69,7 +70,6 @@ impl Subscriber {
             _ = stop => {}
             _ = tx.closed() => {}
         }
-        metrics::gauge!(m::WATCH_SUBSCRIBERS).decrement(1.0);
     }
 
     async fn stream(&mut self, resume_after: u64, resume_epoch: u64) -> Result<(), Closed> {
@@ -123,7 +123,12 @@ impl Subscriber {
                     cursor = self.send_snapshot(&snapshot).await?;
                 }
                 ReadResult::Events(events) if events.is_empty() => {
-                    head.changed().await.map_err(|_| Closed)?;
+                    // A client that leaves while nothing happens must not
+                    // keep its subscriber until the next event.
+                    tokio::select! {
+                        changed = head.changed() => changed.map_err(|_| Closed)?,
+                        () = self.tx.closed() => return Err(Closed),
+                    }
                 }
                 ReadResult::Events(events) => {
                     let lag = head.borrow().saturating_sub(cursor);

@@ -12,6 +12,8 @@
 //! the point asked about, which is exact enough for city-sized zones.
 //! Polygons crossing the antimeridian are not supported.
 
+#[cfg(test)]
+mod fuzz;
 mod index;
 pub(crate) mod membership;
 
@@ -236,7 +238,7 @@ impl ZoneSpec {
             other => {
                 return Err(Error::invalid(
                     "type",
-                    format!("{other:?}"),
+                    quoted(other),
                     "must be Feature, Polygon or MultiPolygon",
                 ));
             }
@@ -274,7 +276,7 @@ pub fn parse_zones(text: &str) -> Result<Vec<ZoneSpec>, Error> {
                     if t != "Feature" {
                         return Err(Error::invalid(
                             &field(&path, "type"),
-                            format!("{t:?}"),
+                            quoted(t),
                             "must be Feature",
                         ));
                     }
@@ -286,7 +288,7 @@ pub fn parse_zones(text: &str) -> Result<Vec<ZoneSpec>, Error> {
         other => {
             return Err(Error::invalid(
                 "type",
-                format!("{other:?}"),
+                quoted(other),
                 "must be FeatureCollection or Feature",
             ));
         }
@@ -335,6 +337,11 @@ fn field(path: &str, name: &str) -> String {
     } else {
         format!("{path}.{name}")
     }
+}
+
+/// A caller's string as an error quotes it: at most 40 bytes of it.
+fn quoted(s: &str) -> String {
+    format!("{:?}", &s[..s.floor_char_boundary(40)])
 }
 
 fn shorten(value: &Value) -> String {
@@ -413,14 +420,14 @@ fn feature(value: &Value, path: &str) -> Result<ZoneSpec, Error> {
         Some("zone") => {
             return Err(Error::invalid(
                 &field(path, "properties.parent"),
-                format!("{:?}", parent.unwrap_or_default()),
+                quoted(&parent.unwrap_or_default()),
                 "only a segment has a parent",
             ));
         }
         Some(other) => {
             return Err(Error::invalid(
                 &field(path, "properties.kind"),
-                format!("{other:?}"),
+                quoted(other),
                 "must be \"zone\" or \"segment\"",
             ));
         }
@@ -464,7 +471,7 @@ fn geometry(value: &Value, path: &str) -> Result<MultiPolygon<f64>, Error> {
         }
         other => Err(Error::invalid(
             &field(path, "type"),
-            format!("{other:?}"),
+            quoted(other),
             "is not a polygon: must be Polygon or MultiPolygon",
         )),
     }
@@ -527,7 +534,7 @@ fn unclosed_check(value: &Value, path: &str) -> Result<(), Error> {
         if first != last {
             return Err(Error::invalid(
                 &format!("{path}[{r}]"),
-                format!("first {first} last {last}"),
+                format!("first {} last {}", shorten(first), shorten(last)),
                 "a ring must be closed: its last position must equal its first",
             ));
         }

@@ -77,6 +77,7 @@ pub struct NodeState {
     log: RwLock<EventLog>,
     head: watch::Sender<u64>,
     routes: OrderRoutes,
+    watchers: crate::residue::Watchers,
     epoch: u64,
     settings: NodeSettings,
     shutdown: watch::Sender<bool>,
@@ -101,6 +102,7 @@ impl NodeState {
             ),
             head: watch::Sender::new(start.last_seq),
             routes: OrderRoutes::default(),
+            watchers: crate::residue::Watchers::default(),
             epoch: start.epoch,
             settings,
             shutdown: watch::Sender::new(false),
@@ -182,6 +184,21 @@ impl NodeState {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .last_seq()
+    }
+
+    /// The running `Watch` subscribers.
+    pub fn watchers(&self) -> &crate::residue::Watchers {
+        &self.watchers
+    }
+
+    /// Units with an open `ReceiveOrders` stream.
+    pub fn order_routes(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Encoded bytes of the command-room history.
+    pub fn history_bytes(&self) -> usize {
+        self.log.read().unwrap_or_else(|p| p.into_inner()).bytes()
     }
 
     /// Reads the log from `from` (see [`EventLog::read_from`]).

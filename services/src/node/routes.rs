@@ -83,6 +83,16 @@ impl OrderRoutes {
         }
     }
 
+    /// How many units have a connected terminal.
+    pub fn len(&self) -> usize {
+        self.routes().len()
+    }
+
+    /// Whether no unit has a connected terminal.
+    pub fn is_empty(&self) -> bool {
+        self.routes().is_empty()
+    }
+
     /// The units with a connected terminal.
     pub fn unit_ids(&self) -> Vec<String> {
         self.routes().keys().cloned().collect()
