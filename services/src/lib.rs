@@ -23,6 +23,7 @@
 //! - [`durable`]: Redis: the region's log, its lanes, the log reader,
 //!   checkpoints.
 //! - [`hub`]: the typed methods the services call.
+//! - [`audit`]: who did what, when: the audit log (memory or Redis).
 //! - [`api`]: the four gRPC services.
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
@@ -32,6 +33,7 @@
 //! - [`server`]: start, serve and shut down one node.
 
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod command;
 pub mod config;

@@ -31,6 +31,9 @@ pub const CHECKPOINT_SECONDS: &str = "patrol_checkpoint_seconds";
 pub const LOG_RELOADS: &str = "patrol_log_reloads_total";
 pub const WATCH_SNAPSHOTS: &str = "patrol_watch_snapshots_total";
 pub const MESSAGES_TOO_LARGE: &str = "patrol_messages_too_large_total";
+pub const AUDIT_RECORDS: &str = "patrol_audit_records_total";
+pub const AUDIT_DROPPED: &str = "patrol_audit_dropped_total";
+pub const AUDIT_WRITE_ERRORS: &str = "patrol_audit_write_errors_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -124,6 +127,18 @@ fn describe() {
     describe_counter!(
         MESSAGES_TOO_LARGE,
         "requests refused for exceeding limits.max_message_bytes"
+    );
+    describe_counter!(
+        AUDIT_RECORDS,
+        "audit records kept (in memory, or written to Redis)"
+    );
+    describe_counter!(
+        AUDIT_DROPPED,
+        "audit records lost, by reason: queue_full (the Redis writer fell behind) or ring_full (the oldest in-memory record made room)"
+    );
+    describe_counter!(
+        AUDIT_WRITE_ERRORS,
+        "failed attempts to write a batch of audit records to Redis (the batch is retried)"
     );
 }
 
