@@ -113,7 +113,7 @@ async fn work_an_incident(node: &mut TestNode) -> (String, Expected) {
         unit_ids: vec!["car-1".into()],
         note: String::new(),
         request_id: String::new(),
-        intercept: None,
+        intercept: Default::default(),
     };
     node.incidents
         .dispatch(as_actor("alice", dispatch(&incident.id)))
@@ -134,7 +134,9 @@ async fn work_an_incident(node: &mut TestNode) -> (String, Expected) {
         .unwrap()
         .into_inner();
     assert!(
-        aims.aims.iter().any(|a| a.camera_id == "dome-1" && a.applied),
+        aims.aims
+            .iter()
+            .any(|a| a.camera_id == "dome-1" && a.applied),
         "{aims:?}"
     );
     let track = node
@@ -205,7 +207,10 @@ fn check(records: &[AuditRecord], who: &str, expected: &Expected, node: &str, fr
         assert_eq!(r.actor.identity, who, "{r:?}");
         assert_eq!(r.actor.node, node, "{r:?}");
         assert!(r.actor.peer.starts_with("127.0.0.1:"), "{r:?}");
-        assert!((from..=to).contains(&r.time_ms), "{r:?} not in {from}..={to}");
+        assert!(
+            (from..=to).contains(&r.time_ms),
+            "{r:?} not in {from}..={to}"
+        );
     }
     assert!(
         records.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
@@ -370,7 +375,11 @@ async fn with_redis_old_records_are_trimmed_as_new_ones_come() {
     if let Some(first) = left.first() {
         assert!(first.time_ms >= old[0].time_ms);
     }
-    let mut conn = redis.client().get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let len: usize = redis::cmd("XLEN")
         .arg(stream_key("default"))
         .query_async(&mut conn)

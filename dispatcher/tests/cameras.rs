@@ -841,7 +841,9 @@ fn an_aim_at_an_incident_is_on_its_trail_with_who_aimed() {
         .aim_cameras_at_target(&target, None, &both, 5, false, &alice, NOW + 2)
         .unwrap();
     assert_eq!(
-        aims.iter().map(|(id, _, t)| (id.as_str(), *t)).collect::<Vec<_>>(),
+        aims.iter()
+            .map(|(id, _, t)| (id.as_str(), *t))
+            .collect::<Vec<_>>(),
         [("dome", true), ("wall", false)]
     );
     let after = d.incident(&inc.id).unwrap().clone();

@@ -88,6 +88,37 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// A successful `action` on `target` by `actor` at `time_ms`, with no
+    /// detail (see [`AuditRecord::with_detail`], [`AuditRecord::refused`]).
+    pub fn new(
+        actor: Actor,
+        time_ms: i64,
+        action: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
+        Self {
+            time_ms,
+            actor,
+            action: action.into(),
+            target: target.into(),
+            detail: String::new(),
+            outcome: OUTCOME_OK.to_string(),
+        }
+    }
+
+    /// The same record with `detail`.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// The same record, refused for `outcome` (e.g. "bad_secret", or
+    /// [`outcome_of`] an error).
+    pub fn refused(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = outcome.into();
+        self
+    }
+
     /// The record as the API sends it.
     pub fn to_wire(&self) -> pb::AuditRecord {
         pb::AuditRecord {
@@ -303,8 +334,7 @@ impl AuditLog {
                     let now = now_ms();
                     let last = r.progress.last_drop_log_ms.load(Ordering::Relaxed);
                     if now.saturating_sub(last) >= DROP_LOG_EVERY_MS
-                        && r
-                            .progress
+                        && r.progress
                             .last_drop_log_ms
                             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                             .is_ok()
@@ -483,14 +513,12 @@ mod tests {
     use super::*;
 
     fn rec(time_ms: i64, identity: &str, action: &str) -> AuditRecord {
-        AuditRecord {
+        AuditRecord::new(
+            Actor::new(identity, "operator").with_node("node-a"),
             time_ms,
-            actor: Actor::new(identity, "operator").with_node("node-a"),
-            action: action.to_string(),
-            target: format!("t{time_ms}"),
-            detail: String::new(),
-            outcome: OUTCOME_OK.to_string(),
-        }
+            action,
+            format!("t{time_ms}"),
+        )
     }
 
     fn ring(capacity: usize) -> AuditLog {
@@ -508,7 +536,11 @@ mod tests {
     async fn the_ring_answers_by_identity_and_time_in_order() {
         let log = ring(100);
         for t in 1..=10 {
-            log.record(rec(t * 10, if t % 2 == 0 { "alice" } else { "bob" }, "dispatch"));
+            log.record(rec(
+                t * 10,
+                if t % 2 == 0 { "alice" } else { "bob" },
+                "dispatch",
+            ));
         }
         let (all, truncated) = log.query(None, 0, i64::MAX, 100).await.unwrap();
         assert_eq!(times(&all), (1..=10).map(|t| t * 10).collect::<Vec<_>>());
@@ -553,9 +585,87 @@ mod tests {
         assert!(!log.is_durable());
     }
 
+    async fn redis_log(redis: &patrol_testkit::RedisServer, queue: usize) -> AuditLog {
+        let config = crate::config::RedisConfig {
+            urls: vec![redis.url()],
+            ..Default::default()
+        };
+        let conn = crate::durable::connect(&config, Duration::from_millis(500))
+            .await
+            .unwrap();
+        let audit = AuditConfig {
+            queue_records: queue,
+            batch_records: 2,
+            ..AuditConfig::default()
+        };
+        AuditLog::redis(&audit, "unit", conn)
+    }
+
+    #[tokio::test]
+    async fn while_redis_is_down_records_wait_and_are_written_when_it_is_back() {
+        let mut redis = patrol_testkit::RedisServer::start().unwrap();
+        let log = redis_log(&redis, 100).await;
+        // Stream ids carry Redis's time: records must be of about now.
+        let t0 = now_ms();
+        log.record(rec(t0 + 1, "alice", "dispatch"));
+        log.flush().await;
+        redis.kill();
+        for t in 2..=5 {
+            log.record(rec(t0 + t, "alice", "dispatch"));
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), log.flush())
+                .await
+                .is_err(),
+            "nothing can be written while redis is down"
+        );
+        redis.restart().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), log.flush())
+            .await
+            .expect("written once redis is back");
+        let (all, truncated) = log.query(Some("alice"), t0, t0 + 100, 100).await.unwrap();
+        assert_eq!(times(&all), [1, 2, 3, 4, 5].map(|t| t0 + t));
+        assert!(!truncated);
+        let (newest, truncated) = log.query(None, t0 + 2, t0 + 4, 2).await.unwrap();
+        assert_eq!(times(&newest), [t0 + 3, t0 + 4]);
+        let (none, _) = log.query(Some("bob"), t0, t0 + 100, 100).await.unwrap();
+        assert!(none.is_empty());
+        assert!(truncated);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_new_records_instead_of_waiting() {
+        let mut redis = patrol_testkit::RedisServer::start().unwrap();
+        let log = redis_log(&redis, 1).await;
+        redis.kill();
+        let t0 = now_ms();
+        for t in 1..=6 {
+            log.record(rec(t0 + t, "alice", "aim_cameras"));
+        }
+        let Backend::Redis(r) = &log.backend else {
+            unreachable!()
+        };
+        // The writer holds at most one batch and the queue one more.
+        assert!(r.progress.dropped.load(Ordering::Relaxed) >= 3);
+        redis.restart().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), log.flush())
+            .await
+            .expect("written once redis is back");
+        let (kept, _) = log.query(None, t0, t0 + 100, 100).await.unwrap();
+        assert!((1..=2).contains(&kept.len()), "{kept:?}");
+        assert_eq!(
+            kept[0].time_ms,
+            t0 + 1,
+            "the first is kept, later ones dropped"
+        );
+    }
+
     #[test]
     fn records_read_back_from_stream_fields_and_refusals_name_their_code() {
-        let r = rec(1_700_000_000_123, "alice", "dispatch");
+        let r = rec(1_700_000_000_123, "alice", "login")
+            .with_detail("from the web console")
+            .refused("bad_secret");
+        assert_eq!(r.outcome, "bad_secret");
         let map = r
             .fields()
             .into_iter()

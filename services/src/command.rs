@@ -252,7 +252,8 @@ impl Command {
                 None => "home zone cleared".to_string(),
             },
             Command::CameraHealth { camera_ids, .. } => format!("{} cameras", camera_ids.len()),
-            Command::Tick { sweep } => if *sweep { "sweep" } else { "" }.to_string(),
+            Command::Tick { sweep: true } => "sweep".to_string(),
+            Command::Tick { sweep: false } => String::new(),
         }
     }
 

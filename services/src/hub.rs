@@ -151,7 +151,8 @@ impl Hub {
                 }
                 Err(err) => {
                     rec.outcome = outcome_of(err);
-                    rec.detail = format!("{}; refused: {err:.200}", rec.detail);
+                    let why: String = err.to_string().chars().take(200).collect();
+                    rec.detail = format!("{}; refused: {why}", rec.detail);
                 }
             }
             self.audit.record(rec);
