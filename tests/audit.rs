@@ -41,7 +41,7 @@ type Expected = Vec<(&'static str, &'static str, String, &'static str)>;
 
 /// Bob registers a car and a camera and moves the car; alice opens an
 /// incident, dispatches the car, aims the cameras at it and starts a track;
-/// bob sets the car en route; alice dispatches to an incident that does not
+/// bob reports the car on scene; alice dispatches to an incident that does not
 /// exist.
 async fn work_an_incident(node: &mut TestNode) -> (String, Expected) {
     node.units
@@ -165,7 +165,7 @@ async fn work_an_incident(node: &mut TestNode) -> (String, Expected) {
             "bob",
             pb::UpdateStatusRequest {
                 unit_id: "car-1".into(),
-                status: pb::UnitStatus::EnRoute as i32,
+                status: pb::UnitStatus::OnScene as i32,
             },
         ))
         .await
@@ -238,7 +238,7 @@ async fn the_log_names_who_did_what_and_the_timeline_agrees() {
     let (bob, truncated) = audit.query(Some("bob"), from, to, 100).await.unwrap();
     check(&bob, "bob", &expected, "node-a", from, to);
     assert!(!truncated);
-    assert_eq!(bob.last().unwrap().detail, "en_route");
+    assert_eq!(bob.last().unwrap().detail, "on_scene");
     // The newest `limit`, and a flag that there were more.
     let (newest, truncated) = audit.query(Some("bob"), from, to, 2).await.unwrap();
     assert_eq!(newest, bob[1..]);
@@ -350,7 +350,8 @@ async fn register_many(node: &mut TestNode, n: usize) -> (i64, i64) {
 async fn with_redis_old_records_are_trimmed_as_new_ones_come() {
     let redis = RedisServer::start();
     let mut cfg = config("node-a", Some(&redis));
-    cfg.audit.retention_ms = 1;
+    // Long enough to write a batch within it, short enough to wait out.
+    cfg.audit.retention_ms = 3_000;
     let mut node = TestNode::start_with(cfg).await;
     // More than one stream node's worth (100 entries), so that Redis can drop
     // whole nodes.
@@ -359,8 +360,8 @@ async fn with_redis_old_records_are_trimmed_as_new_ones_come() {
     let (old, _) = audit.query(None, old_from, old_to, 1_000).await.unwrap();
     assert_eq!(old.len(), 150);
     // Past the retention, then new records.
-    while now_ms() <= old_to + 5 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    while now_ms() <= old_to + 3_100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (new_from, new_to) = register_many(&mut node, 150).await;
     let audit = node.server.hub().audit();
