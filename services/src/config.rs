@@ -574,8 +574,8 @@ impl Config {
             "redis.checkpoint_entries and redis.checkpoint_interval_ms must be >= 1"
         );
         anyhow::ensure!(
-            self.audit.retention_ms >= 1 && self.audit.retention_ms <= i64::MAX as u64,
-            "audit.retention_ms must be >= 1"
+            self.audit.retention_ms >= 1 && i64::try_from(self.audit.retention_ms).is_ok(),
+            "audit.retention_ms must be >= 1 (and fit in an i64)"
         );
         anyhow::ensure!(
             self.audit.memory_records >= 1
