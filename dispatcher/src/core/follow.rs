@@ -20,6 +20,9 @@ use crate::cameras::{Aim, Camera};
 use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
 
+/// Each camera's aim, and whether it was turned.
+type CameraAims = Vec<(String, Aim, bool)>;
+
 /// At most this many cameras follow one unit.
 pub const MAX_FOLLOW_CAMERAS: usize = 8;
 
@@ -102,7 +105,7 @@ impl Dispatcher {
         dry_run: bool,
         actor: &Actor,
         now: Millis,
-    ) -> Result<(LonLat, Vec<(String, Aim, bool)>), Error> {
+    ) -> Result<(LonLat, CameraAims), Error> {
         let point = self.target_point(target)?;
         let aims = self.aim_cameras_at(point, target_height_m, camera_ids, limit, dry_run, now)?;
         if let Target::Incident(id) = target
