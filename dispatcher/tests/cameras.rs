@@ -803,6 +803,71 @@ fn a_pose_changes_what_a_camera_sees_and_leaves_an_event() {
 }
 
 #[test]
+fn an_aim_at_an_incident_is_on_its_trail_with_who_aimed() {
+    let mut d = Dispatcher::new(DispatcherConfig::default());
+    d.register_camera(ptz("dome", square(), 0.0, (-170.0, 170.0), 0.0))
+        .unwrap();
+    d.register_camera(fixed("wall", square(), 0.0, 60.0, 150.0))
+        .unwrap();
+    let east = dest(square(), 90.0, 80.0);
+    let alice = Actor::new("alice", "operator").with_node("node-a");
+    let inc = d
+        .create_incident(
+            NewIncident {
+                kind: "theft".into(),
+                priority: Some(2),
+                location: east,
+                source: IncidentSource::Call,
+                description: String::new(),
+                request_id: None,
+            },
+            &alice,
+            NOW,
+        )
+        .unwrap();
+    let trail = inc.audit.len();
+    d.take_events();
+    let target = Target::Incident(inc.id.clone());
+    let both = ["dome".to_string(), "wall".to_string()];
+    // a dry run changes nothing, on the trail or elsewhere
+    let (point, aims) = d
+        .aim_cameras_at_target(&target, None, &both, 5, true, &alice, NOW + 1)
+        .unwrap();
+    assert_eq!(point, east);
+    assert!(aims.iter().all(|(_, _, turned)| !turned), "{aims:?}");
+    assert_eq!(d.incident(&inc.id).unwrap().audit.len(), trail);
+    assert!(!d.has_events());
+    let (_, aims) = d
+        .aim_cameras_at_target(&target, None, &both, 5, false, &alice, NOW + 2)
+        .unwrap();
+    assert_eq!(
+        aims.iter()
+            .map(|(id, _, t)| (id.as_str(), *t))
+            .collect::<Vec<_>>(),
+        [("dome", true), ("wall", false)]
+    );
+    let after = d.incident(&inc.id).unwrap().clone();
+    assert_eq!(after.audit.len(), trail + 1);
+    let entry = after.audit.last().unwrap();
+    assert_eq!(entry.action, "cameras_aimed");
+    assert_eq!(entry.detail, "turned dome; not turned wall");
+    assert_eq!(entry.actor, alice);
+    assert_eq!(entry.time, NOW + 2);
+    assert_eq!(after.updated, NOW + 2);
+    let events = d.take_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Incident(i) if *i == after)),
+        "{events:?}"
+    );
+    // an aim at a point touches no incident
+    d.aim_cameras_at_target(&Target::Point(east), None, &[], 5, false, &alice, NOW + 3)
+        .unwrap();
+    assert_eq!(d.incident(&inc.id).unwrap().audit.len(), trail + 1);
+}
+
+#[test]
 fn offline_cameras_are_shown_offline_and_left_out() {
     let config = DispatcherConfig {
         cameras: CameraConfig {

@@ -145,6 +145,118 @@ impl Command {
         }
     }
 
+    /// Whether the audit log records this command: every change a person or
+    /// system asked for, but not the routine flow (position pings, the
+    /// node's ticks, camera health reports).
+    pub fn audited(&self) -> bool {
+        !matches!(
+            self,
+            Command::Pings(_) | Command::Tick { .. } | Command::CameraHealth { .. }
+        )
+    }
+
+    /// What the command is about, for the audit log: the incident, unit,
+    /// camera(s), track or zone id ("" when the server assigns it, e.g. a new
+    /// incident or track: [`Outcome::audit_target`] has it then).
+    pub fn audit_target(&self) -> String {
+        match self {
+            Command::RegisterUnit(p) => p.id.clone(),
+            Command::UpdateStatus { unit_id, .. }
+            | Command::AcknowledgeOrder { unit_id, .. }
+            | Command::FollowUnit { unit_id, .. }
+            | Command::SetHomeZone { unit_id, .. } => unit_id.clone(),
+            Command::RegisterCamera(c) => c.id.clone(),
+            Command::PostAlert(a) => a.camera_id.clone(),
+            Command::Dispatch(r) => r.incident_id.clone(),
+            Command::UpdateIncident(u) => u.id.clone(),
+            Command::AimCameras { target, .. } => match target {
+                Target::Incident(id) | Target::Unit(id) => id.clone(),
+                Target::Point(p) => format!("({:.6}, {:.6})", p.lon, p.lat),
+            },
+            Command::AddSighting { track_id, .. } | Command::CloseTrack { track_id, .. } => {
+                track_id.clone()
+            }
+            Command::PutZone(z) => z.id.clone(),
+            Command::RemoveZone { zone_id } => zone_id.clone(),
+            Command::CreateIncident(_)
+            | Command::StartTrack(_)
+            | Command::Pings(_)
+            | Command::CameraHealth { .. }
+            | Command::Tick { .. } => String::new(),
+        }
+    }
+
+    /// A short summary for people, for the audit log.
+    pub fn audit_detail(&self) -> String {
+        let ids = |ids: &[String]| {
+            if ids.is_empty() {
+                "cameras that can see it".to_string()
+            } else {
+                ids.join(", ")
+            }
+        };
+        match self {
+            Command::RegisterUnit(p) => format!("{} {}", p.kind.as_str(), p.call_sign),
+            Command::Pings(p) => format!("{} pings", p.len()),
+            Command::UpdateStatus { status, .. } => status.as_str().to_string(),
+            Command::RegisterCamera(c) => {
+                format!("{} ({})", c.name, if c.ptz { "ptz" } else { "fixed" })
+            }
+            Command::PostAlert(a) => format!("{} ({:.2})", a.label, a.confidence),
+            Command::CreateIncident(n) => format!(
+                "{} priority {} from {}",
+                n.kind,
+                n.priority_or_default(),
+                n.source.as_str()
+            ),
+            Command::Dispatch(r) => format!("units {}", r.unit_ids.join(", ")),
+            Command::UpdateIncident(u) if u.note.is_empty() => u.status.as_str().to_string(),
+            Command::UpdateIncident(u) => format!("{}: {}", u.status.as_str(), u.note),
+            Command::AcknowledgeOrder { order_id, .. } => order_id.clone(),
+            Command::AimCameras {
+                target,
+                camera_ids,
+                dry_run,
+                ..
+            } => {
+                let at = match target {
+                    Target::Incident(id) => format!("incident {id}"),
+                    Target::Unit(id) => format!("unit {id}"),
+                    Target::Point(p) => format!("({:.6}, {:.6})", p.lon, p.lat),
+                };
+                let dry = if *dry_run { " (dry run)" } else { "" };
+                format!("{} at {at}{dry}", ids(camera_ids))
+            }
+            Command::FollowUnit {
+                camera_ids, stop, ..
+            } => {
+                if *stop {
+                    "stop following".to_string()
+                } else {
+                    format!("follow with {}", ids(camera_ids))
+                }
+            }
+            Command::StartTrack(t) => match &t.incident_id {
+                Some(incident) => format!("{} for incident {incident}", t.label),
+                None => t.label.clone(),
+            },
+            Command::AddSighting { sighting, .. } => match &sighting.camera_id {
+                Some(camera) => format!("seen by camera {camera}"),
+                None => "sighting".to_string(),
+            },
+            Command::CloseTrack { reason, .. } => reason.clone(),
+            Command::PutZone(z) => z.name.clone(),
+            Command::RemoveZone { .. } => String::new(),
+            Command::SetHomeZone { zone_id, .. } => match zone_id {
+                Some(zone) => format!("home zone {zone}"),
+                None => "home zone cleared".to_string(),
+            },
+            Command::CameraHealth { camera_ids, .. } => format!("{} cameras", camera_ids.len()),
+            Command::Tick { sweep: true } => "sweep".to_string(),
+            Command::Tick { sweep: false } => String::new(),
+        }
+    }
+
     /// The lane this command waits in.
     pub fn lane(&self) -> Lane {
         match self {
@@ -253,6 +365,18 @@ pub enum Outcome {
     Ticked {
         positions: usize,
     },
+}
+
+impl Outcome {
+    /// The id a command's outcome names when the command itself could not
+    /// (a new incident's, a new track's), for the audit log.
+    pub fn audit_target(&self) -> Option<String> {
+        match self {
+            Outcome::Incident(i) => Some(i.id.clone()),
+            Outcome::Track(t) => Some(t.id.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// A typed reply taken out of an [`Outcome`]: each command's caller asks for

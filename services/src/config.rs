@@ -81,6 +81,8 @@ pub struct Config {
     /// TLS on both ports (gRPC and HTTP), optionally mutual. Required unless
     /// `plaintext = true`.
     pub tls: TlsConfig,
+    /// The audit log: who did what, when (see `crate::audit`).
+    pub audit: AuditConfig,
 }
 
 /// TLS for the gRPC and the HTTP port (rustls). Files are PEM; they are
@@ -164,6 +166,38 @@ impl TlsConfig {
             "tls.handshake_timeout_ms must be >= 1"
         );
         Ok(())
+    }
+}
+
+/// The audit log. In memory without Redis (a bounded ring: the oldest
+/// records are dropped first, and counted); with Redis a Stream per region
+/// (`patrol:{region}:audit`), trimmed by age.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// With Redis, records older than this are trimmed (approximately: Redis
+    /// drops whole stream nodes once every record in them is older),
+    /// milliseconds; default one year.
+    pub retention_ms: u64,
+    /// Without Redis, at most this many records are kept (the oldest are
+    /// dropped first).
+    pub memory_records: usize,
+    /// With Redis, records waiting to be written; when full, new records are
+    /// dropped and counted (`patrol_audit_dropped_total`) rather than slowing
+    /// commands down.
+    pub queue_records: usize,
+    /// With Redis, at most this many records are written per round trip.
+    pub batch_records: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_ms: 365 * 24 * 3_600 * 1_000,
+            memory_records: 100_000,
+            queue_records: 10_000,
+            batch_records: 256,
+        }
     }
 }
 
@@ -441,6 +475,7 @@ impl Default for Config {
             shutdown_grace_ms: 5_000,
             frigate: FrigateConfig::default(),
             tls: TlsConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -759,6 +794,16 @@ impl Config {
         anyhow::ensure!(
             self.redis.checkpoint_entries >= 1 && self.redis.checkpoint_interval_ms >= 1,
             "redis.checkpoint_entries and redis.checkpoint_interval_ms must be >= 1"
+        );
+        anyhow::ensure!(
+            self.audit.retention_ms >= 1 && i64::try_from(self.audit.retention_ms).is_ok(),
+            "audit.retention_ms must be >= 1 (and fit in an i64)"
+        );
+        anyhow::ensure!(
+            self.audit.memory_records >= 1
+                && self.audit.queue_records >= 1
+                && self.audit.batch_records >= 1,
+            "audit.memory_records, audit.queue_records and audit.batch_records must be >= 1"
         );
         Ok(())
     }

@@ -19,6 +19,7 @@ use patrol_dispatcher::{
 };
 use tokio::sync::watch;
 
+use crate::audit::{AuditLog, AuditRecord, OUTCOME_OK, outcome_of};
 use crate::clock::now_ms;
 use crate::command::{Aims, Command, Envelope, FromOutcome, PingsOutcome, Ticked, expect};
 use crate::config::Config;
@@ -54,6 +55,8 @@ pub struct Hub {
     pub config: Config,
     /// This node's name in actors ("node_id", or the gRPC address).
     name: String,
+    /// Who did what: one record per audited command (see [`Hub::run`]).
+    audit: AuditLog,
 }
 
 impl Hub {
@@ -68,11 +71,18 @@ impl Hub {
             last_seq: 0,
         };
         let node = Arc::new(NodeState::new(settings(&config), start));
-        Self::new(config, node, Sequencer::Memory)
+        let audit = AuditLog::memory(&config.audit);
+        Self::new(config, node, Sequencer::Memory, audit)
     }
 
-    /// A node over `node` whose commands `sequencer` orders.
-    pub fn new(config: Config, node: Arc<NodeState>, sequencer: Sequencer) -> Arc<Self> {
+    /// A node over `node` whose commands `sequencer` orders, recording them
+    /// in `audit`.
+    pub fn new(
+        config: Config,
+        node: Arc<NodeState>,
+        sequencer: Sequencer,
+        audit: AuditLog,
+    ) -> Arc<Self> {
         let name = if config.node_id.is_empty() {
             config.grpc.to_string()
         } else {
@@ -87,7 +97,13 @@ impl Hub {
             limits: Arc::new(Limits::new(&config)),
             config,
             name,
+            audit,
         })
+    }
+
+    /// The audit log (queries, flush).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// The node state (reads, the Watch log, order routes).
@@ -115,13 +131,41 @@ impl Hub {
         self.node.read(f)
     }
 
+    /// Every command goes through here: it is ordered and applied, and an
+    /// audited one ([`Command::audited`]) leaves one audit record with who
+    /// sent it, when, what it was about and its outcome (without waiting
+    /// for the record to be stored).
     async fn run<T: FromOutcome>(&self, origin: Origin, body: Command) -> Result<T, ServerError> {
         let name = body.name();
-        let outcome = self
+        let audit = body.audited().then(|| AuditRecord {
+            time_ms: origin.time,
+            actor: origin.actor.clone(),
+            action: name.to_string(),
+            target: body.audit_target(),
+            detail: body.audit_detail(),
+            outcome: String::new(),
+        });
+        let result = self
             .sequencer
             .submit(&self.node, Envelope::new(origin.actor, origin.time, body))
-            .await?;
-        expect(name, outcome)
+            .await;
+        if let Some(mut rec) = audit {
+            match &result {
+                Ok(outcome) => {
+                    if rec.target.is_empty() {
+                        rec.target = outcome.audit_target().unwrap_or_default();
+                    }
+                    rec.outcome = OUTCOME_OK.to_string();
+                }
+                Err(err) => {
+                    rec.outcome = outcome_of(err);
+                    let why: String = err.to_string().chars().take(200).collect();
+                    rec.detail = format!("{}; refused: {why}", rec.detail);
+                }
+            }
+            self.audit.record(rec);
+        }
+        expect(name, result?)
     }
 
     /// Registers a unit or updates its profile; true when it is new.

@@ -26,6 +26,7 @@
 //! - [`hub`]: the typed methods the services call.
 //! - [`auth`]: credentials, roles and scopes; the layer every call passes.
 //! - [`limits`]: per-caller rates and streams, the Watch subscriber cap.
+//! - [`audit`]: who did what, when: the audit log (memory or Redis).
 //! - [`api`]: the gRPC services.
 //! - [`watch`]: one command-room subscriber (snapshot, resume, lag → resync,
 //!   boxes).
@@ -41,6 +42,7 @@
 //!   decoder (ping batches, alerts, zones, Frigate events, config files).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod command;

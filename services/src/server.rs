@@ -103,6 +103,12 @@ impl RunningServer {
                 "grpc calls still running after the grace period; stopping anyway"
             ),
         }
+        if tokio::time::timeout(grace, self.hub.audit().flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit records still unwritten after the grace period");
+        }
         match tokio::time::timeout(grace, self.http).await {
             Ok(joined) => joined.context("http server task")?.context("http server")?,
             Err(_) => {
@@ -405,7 +411,8 @@ async fn open_durable(
         took_ms = started.elapsed().as_millis() as u64,
         "rebuilt from redis"
     );
-    Ok((Hub::new(config, node, Sequencer::Redis(log)), reader))
+    let audit = crate::audit::AuditLog::open(&config).await?;
+    Ok((Hub::new(config, node, Sequencer::Redis(log), audit), reader))
 }
 
 /// Loads the map to route over (`map`, or the demo's), off the async

@@ -39,6 +39,9 @@ pub const AUTH_STREAMS_ENDED: &str = "patrol_auth_streams_ended_total";
 pub const RATE_LIMITED: &str = "patrol_rate_limited_total";
 pub const TLS_RELOADS: &str = "patrol_tls_reloads_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "patrol_tls_handshake_failures_total";
+pub const AUDIT_RECORDS: &str = "patrol_audit_records_total";
+pub const AUDIT_DROPPED: &str = "patrol_audit_dropped_total";
+pub const AUDIT_WRITE_ERRORS: &str = "patrol_audit_write_errors_total";
 
 /// The process-wide Prometheus recorder (installed once, shared by every server
 /// in the process, e.g. several in one test binary).
@@ -158,6 +161,18 @@ fn describe() {
     describe_counter!(
         TLS_HANDSHAKE_FAILURES,
         "TLS handshakes that failed or timed out (tls.handshake_timeout_ms), by port and reason"
+    );
+    describe_counter!(
+        AUDIT_RECORDS,
+        "audit records kept (in memory, or written to Redis)"
+    );
+    describe_counter!(
+        AUDIT_DROPPED,
+        "audit records lost, by reason: queue_full (the Redis writer fell behind) or ring_full (the oldest in-memory record made room)"
+    );
+    describe_counter!(
+        AUDIT_WRITE_ERRORS,
+        "failed attempts to write a batch of audit records to Redis (the batch is retried)"
     );
 }
 

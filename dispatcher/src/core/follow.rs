@@ -13,11 +13,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Dispatcher;
+use super::{Dispatcher, Target};
 use crate::Millis;
+use crate::actor::Actor;
 use crate::cameras::{Aim, Camera};
 use crate::error::{Error, validate_id};
 use crate::geometry::LonLat;
+
+/// Each camera's aim, and whether it was turned.
+type CameraAims = Vec<(String, Aim, bool)>;
 
 /// At most this many cameras follow one unit.
 pub const MAX_FOLLOW_CAMERAS: usize = 8;
@@ -84,6 +88,49 @@ impl Dispatcher {
                 (id, aim, applied)
             })
             .collect())
+    }
+
+    /// Aims cameras at `target` (a point, an incident or a unit) as
+    /// [`Dispatcher::aim_cameras_at`] does, returning the point aimed at
+    /// too. An aim at an incident that is not a `dry_run` is written on the
+    /// incident's trail ("cameras_aimed", by `actor`: which cameras were
+    /// turned and which were not) and leaves an incident event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn aim_cameras_at_target(
+        &mut self,
+        target: &Target,
+        target_height_m: Option<f64>,
+        camera_ids: &[String],
+        limit: usize,
+        dry_run: bool,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<(LonLat, CameraAims), Error> {
+        let point = self.target_point(target)?;
+        let aims = self.aim_cameras_at(point, target_height_m, camera_ids, limit, dry_run, now)?;
+        if let Target::Incident(id) = target
+            && !dry_run
+            && let Some(slot) = self.incident_slot(id)
+        {
+            let list = |turned: bool| {
+                aims.iter()
+                    .filter(|(_, _, t)| *t == turned)
+                    .map(|(c, _, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (turned, not_turned) = (list(true), list(false));
+            let detail = match (turned.is_empty(), not_turned.is_empty()) {
+                (true, true) => "no camera can see it".to_string(),
+                (false, true) => format!("turned {turned}"),
+                (true, false) => format!("not turned {not_turned}"),
+                (false, false) => format!("turned {turned}; not turned {not_turned}"),
+            };
+            let inc = &mut self.incidents[slot];
+            inc.record(now, actor, "cameras_aimed", detail);
+            self.outbox.push(super::Event::Incident(inc.clone()));
+        }
+        Ok((point, aims))
     }
 
     /// Turns camera `id` to `aim`'s pose if it is a PTZ camera, the target is

@@ -346,13 +346,18 @@ impl Applier<'_> {
                 limit,
                 dry_run,
             } => core
-                .target_point(&target)
-                .and_then(|point| {
-                    core.aim_cameras_at(point, target_height_m, &camera_ids, limit, dry_run, time)
-                        .map(|aims| Outcome::Aims {
-                            target: point,
-                            aims,
-                        })
+                .aim_cameras_at_target(
+                    &target,
+                    target_height_m,
+                    &camera_ids,
+                    limit,
+                    dry_run,
+                    &actor,
+                    time,
+                )
+                .map(|(point, aims)| Outcome::Aims {
+                    target: point,
+                    aims,
                 })
                 .map_err(ServerError::from),
             Command::FollowUnit {
