@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: a real `patrold` node on
 //! `127.0.0.1:0` (bound before it is used, so no sleeps), real tonic clients.
 
+pub mod pki;
 pub mod processes;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -15,6 +15,9 @@ use crate::error::ServerError;
 use crate::hub::Hub;
 use crate::telemetry as m;
 
+/// Most audit records one QueryAudit returns.
+const MAX_AUDIT_PAGE: u32 = 10_000;
+
 /// Most entries a scope may list.
 const MAX_SCOPE: usize = 10_000;
 
@@ -372,7 +375,38 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::QueryAuditRequest>,
     ) -> Result<Response<pb::QueryAuditResponse>, Status> {
-        let _ = request;
-        Err(ServerError::Unavailable("the audit log is not wired yet".into()).into())
+        let req = request.into_inner();
+        let from = req.from_unix_ms.max(0);
+        let to = if req.to_unix_ms == 0 {
+            i64::MAX
+        } else {
+            req.to_unix_ms
+        };
+        if to < from {
+            return Err(ServerError::bad(
+                "to_unix_ms",
+                req.to_unix_ms,
+                format!("must not be before from_unix_ms ({from})"),
+            )
+            .into());
+        }
+        let limit = match req.limit {
+            0 => 1_000,
+            n if n > MAX_AUDIT_PAGE => {
+                return Err(ServerError::bad(
+                    "limit",
+                    n,
+                    format!("must be at most {MAX_AUDIT_PAGE}"),
+                )
+                .into());
+            }
+            n => n as usize,
+        };
+        let identity = (!req.identity.is_empty()).then_some(req.identity.as_str());
+        let (records, truncated) = self.hub.audit().query(identity, from, to, limit).await?;
+        Ok(Response::new(pb::QueryAuditResponse {
+            records: records.iter().map(|r| r.to_wire()).collect(),
+            truncated,
+        }))
     }
 }

@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::origin;
+use crate::auth::Lapsing;
 use crate::convert::from_wire;
 use crate::hub::Hub;
 use crate::limits::{WatchPermit, caller_key};
@@ -29,7 +30,7 @@ impl CommandRoomApi {
 /// A Watch response stream; it holds the subscriber's place in the limits,
 /// given back when tonic drops it (the call ended or the client vanished).
 pub struct WatchStream {
-    inner: ReceiverStream<Result<EncodedWatchEvent, Status>>,
+    inner: Lapsing<ReceiverStream<Result<EncodedWatchEvent, Status>>>,
     _permit: WatchPermit,
 }
 
@@ -49,6 +50,7 @@ impl CommandRoom for CommandRoomApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let origin = origin(&self.hub, &request)?;
+        let lapsed = crate::auth::lapsed(&request);
         let req = request.into_inner();
         let bbox = from_wire::bbox("bbox", req.bbox.as_ref())?;
         let permit = self.hub.limits().open_watch(&caller_key(&origin.actor))?;
@@ -57,7 +59,7 @@ impl CommandRoom for CommandRoomApi {
             Subscriber::new(self.hub.clone(), bbox, tx).run(req.resume_after_seq, req.resume_epoch),
         );
         Ok(Response::new(WatchStream {
-            inner: ReceiverStream::new(rx),
+            inner: Lapsing::with(ReceiverStream::new(rx), lapsed),
             _permit: permit,
         }))
     }

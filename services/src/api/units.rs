@@ -37,7 +37,7 @@ impl UnitApi {
 
 /// Ends the terminal's order route when its stream is dropped.
 struct OrderStream {
-    inner: ReceiverStream<Result<pb::DispatchOrder, Status>>,
+    inner: auth::Lapsing<ReceiverStream<Result<pb::DispatchOrder, Status>>>,
     hub: Arc<Hub>,
     unit_id: String,
     connection: u64,
@@ -80,6 +80,7 @@ impl UnitService for UnitApi {
     ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
         let origin = origin(&self.hub, &request)?;
         let principal = auth::principal(&request).cloned();
+        let mut lapsed = auth::lapsed(&request);
         let limits = self.hub.limits();
         let caller = caller_key(&origin.actor);
         // Held while this handler runs: tonic drops it when the call ends,
@@ -92,11 +93,20 @@ impl UnitService for UnitApi {
         let limit = self.hub.config.limits.max_batch_pings;
         let tolerance = self.hub.config.units.future_tolerance_ms;
         loop {
-            let next = match idle {
-                None => stream.message().await,
-                Some(idle) => tokio::time::timeout(idle, stream.message())
-                    .await
-                    .map_err(|_| limits.idle(&caller))?,
+            let message = async {
+                match idle {
+                    None => Ok(stream.message().await),
+                    Some(idle) => tokio::time::timeout(idle, stream.message())
+                        .await
+                        .map_err(|_| limits.idle(&caller)),
+                }
+            };
+            // A revoked or expired credential ends the stream; the batches
+            // before it are kept.
+            let next = tokio::select! {
+                biased;
+                err = &mut lapsed => return Err(err.into()),
+                next = message => next?,
             };
             let Some(batch) = next.map_err(ServerError::from_stream)? else {
                 break;
@@ -252,6 +262,7 @@ impl UnitService for UnitApi {
         request: Request<pb::ReceiveOrdersRequest>,
     ) -> Result<Response<Self::ReceiveOrdersStream>, Status> {
         auth::check_covers(&request, "unit_id", &request.get_ref().unit_id)?;
+        let lapsed = auth::lapsed(&request);
         let unit_id = request.into_inner().unit_id;
         validate_id("unit_id", &unit_id).map_err(ServerError::from)?;
         let (tx, rx) = mpsc::channel(ORDER_QUEUE);
@@ -262,7 +273,7 @@ impl UnitService for UnitApi {
         }
         drop(tx);
         Ok(Response::new(Box::pin(OrderStream {
-            inner: ReceiverStream::new(rx),
+            inner: auth::Lapsing::with(ReceiverStream::new(rx), lapsed),
             hub: self.hub.clone(),
             unit_id,
             connection,

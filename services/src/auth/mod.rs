@@ -168,7 +168,8 @@ impl Principal {
 
 pub use patrol_proto::auth::demo_credentials_path;
 
-/// Records a security event in the audit log.
+/// Records a security event in the audit log (logons, refusals, lockouts,
+/// credential changes), at the current time.
 pub(crate) fn audit(
     hub: &crate::hub::Hub,
     actor: patrol_dispatcher::Actor,
@@ -177,19 +178,13 @@ pub(crate) fn audit(
     detail: &str,
     outcome: &str,
 ) {
-    let _ = hub;
-    tracing::info!(
-        target: "patrol::audit",
-        identity = %actor.identity,
-        role = %actor.role,
-        peer = %actor.peer,
-        node = %actor.node,
-        action,
-        target,
-        detail,
-        outcome,
-        "audit"
-    );
+    let record = crate::audit::AuditRecord::new(actor, crate::clock::now_ms(), action, target)
+        .with_detail(detail);
+    hub.audit().record(if outcome == crate::audit::OUTCOME_OK {
+        record
+    } else {
+        record.refused(outcome)
+    });
 }
 
 /// Whether `scope` names `id`, exactly or by a `prefix*` entry.
@@ -219,46 +214,75 @@ fn lapse_every(store: &CredentialStore) -> std::time::Duration {
     std::time::Duration::from_millis(store.config().cache_ms.clamp(250, 5_000))
 }
 
+/// Resolves, with the reason, once a call's credential lapses.
+pub type Lapsed = std::pin::Pin<Box<dyn Future<Output = crate::error::ServerError> + Send>>;
+
 /// For a long stream: a future that resolves, with the reason, once the
 /// credential the call began with is revoked, expires or its identity is
-/// locked; `None` when the call carried none (auth off). A store that does
-/// not answer does not end the stream.
-pub fn lapsed<T>(
-    request: &tonic::Request<T>,
-) -> Option<impl Future<Output = crate::error::ServerError> + Send + 'static> {
-    let principal = principal(request)?.clone();
-    let Lapse(store) = request.extensions().get::<Lapse>()?.clone();
-    Some(async move {
+/// locked; pending forever when the call carried none (auth off). A store
+/// that does not answer does not end the stream.
+pub fn lapsed<T>(request: &tonic::Request<T>) -> Lapsed {
+    let (Some(principal), Some(Lapse(store))) = (
+        principal(request).cloned(),
+        request.extensions().get::<Lapse>().cloned(),
+    ) else {
+        return Box::pin(std::future::pending());
+    };
+    Box::pin(async move {
         let every = lapse_every(&store);
         loop {
             tokio::time::sleep(every).await;
             match store.still_valid(&principal, crate::clock::now_ms()).await {
                 Ok(()) | Err(Err(_)) => continue,
-                Err(Ok(refusal)) => return refusal.into_error(),
+                Err(Ok(refusal)) => {
+                    metrics::counter!(crate::telemetry::AUTH_STREAMS_ENDED).increment(1);
+                    return refusal.into_error();
+                }
             }
         }
     })
 }
 
-/// Ends `tx`'s stream with the reason once `request`'s credential lapses (see
-/// [`lapsed`]); the watcher stops by itself when the stream's reader goes.
-pub fn end_stream_when_lapsed<T, M: Send + 'static>(
-    request: &tonic::Request<T>,
-    tx: &tokio::sync::mpsc::Sender<Result<M, tonic::Status>>,
-) {
-    let Some(lapsed) = lapsed(request) else {
-        return;
-    };
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            err = lapsed => {
-                metrics::counter!(crate::telemetry::AUTH_STREAMS_ENDED).increment(1);
-                let _ = tx.send(Err(err.into())).await;
-            }
-            () = tx.closed() => {}
+/// A server stream that ends with the reason once its call's credential
+/// lapses (see [`lapsed`]): a revoked operator stops watching, a revoked
+/// terminal stops receiving orders.
+pub struct Lapsing<S> {
+    inner: S,
+    lapsed: Lapsed,
+    ended: bool,
+}
+
+impl<S> Lapsing<S> {
+    /// `inner`, ended once `lapsed` resolves.
+    pub fn with(inner: S, lapsed: Lapsed) -> Self {
+        Self {
+            inner,
+            lapsed,
+            ended: false,
         }
-    });
+    }
+}
+
+impl<S, M> tokio_stream::Stream for Lapsing<S>
+where
+    S: tokio_stream::Stream<Item = Result<M, tonic::Status>> + Unpin,
+{
+    type Item = Result<M, tonic::Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(err) = self.lapsed.as_mut().poll(cx) {
+            self.ended = true;
+            return Poll::Ready(Some(Err(err.into())));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_next(cx)
+    }
 }
 
 /// Refuses `request` unless its caller may act for `id` (`what` names the
