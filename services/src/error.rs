@@ -106,6 +106,11 @@ pub enum ServerError {
 /// reports that as OUT_OF_RANGE, gRPC's status table says RESOURCE_EXHAUSTED.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
+/// The start of tonic's message when a request's bytes are not the protobuf
+/// message the method takes; it reports that as INTERNAL, but it is the
+/// caller's mistake: INVALID_ARGUMENT.
+const TONIC_UNDECODABLE: &str = "failed to decode Protobuf message";
+
 impl ServerError {
     /// `BadRequest` naming the field and the value.
     pub fn bad(field: &str, value: impl ToString, reason: impl Into<String>) -> Self {
@@ -125,6 +130,12 @@ impl ServerError {
 
     /// A failure tonic reported while reading a request stream.
     pub fn from_stream(status: Status) -> Self {
+        if status.code() == Code::Internal && status.message().starts_with(TONIC_UNDECODABLE) {
+            return ServerError::Stream {
+                code: Code::InvalidArgument,
+                message: format!("the request is not a valid message: {}", status.message()),
+            };
+        }
         if status.code() == Code::OutOfRange && status.message().starts_with(TONIC_TOO_LARGE) {
             return ServerError::TooLarge {
                 what: "message".into(),
@@ -196,13 +207,26 @@ impl From<ServerError> for Status {
     }
 }
 
-/// Rewrites tonic's OUT_OF_RANGE "decoded message length too large" reply to
-/// RESOURCE_EXHAUSTED, as gRPC's status table has it. Unary requests are
-/// decoded before a handler runs, so the reply is rewritten on its way out: a
-/// trailers-only response carries `grpc-status` in its headers. (Streamed
-/// requests are mapped by [`ServerError::from_stream`] in the handler.)
+/// Rewrites tonic's replies for requests it could not decode to the codes
+/// gRPC's status table has: OUT_OF_RANGE "decoded message length too large"
+/// to RESOURCE_EXHAUSTED, INTERNAL "failed to decode Protobuf message" to
+/// INVALID_ARGUMENT. Unary requests are decoded before a handler runs, so the
+/// reply is rewritten on its way out: a trailers-only response carries
+/// `grpc-status` in its headers. (Streamed requests are mapped by
+/// [`ServerError::from_stream`] in the handler.)
 pub fn map_too_large<B>(mut response: axum::http::Response<B>) -> axum::http::Response<B> {
     let headers = response.headers_mut();
+    let undecodable = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13")
+        && headers.get("grpc-message").is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(b"failed%20to%20decode%20Protobuf%20message")
+                || v.as_bytes().starts_with(TONIC_UNDECODABLE.as_bytes())
+        });
+    if undecodable {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+    }
     let out_of_range = headers
         .get("grpc-status")
         .is_some_and(|v| v.as_bytes() == b"11");
@@ -337,5 +361,20 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(map_too_large(untouched).headers()["grpc-status"], "11");
+        let undecodable = axum::http::Response::builder()
+            .header("grpc-status", "13")
+            .header(
+                "grpc-message",
+                "failed%20to%20decode%20Protobuf%20message:%20invalid%20wire%20type",
+            )
+            .body(())
+            .unwrap();
+        assert_eq!(map_too_large(undecodable).headers()["grpc-status"], "3");
+        let internal = axum::http::Response::builder()
+            .header("grpc-status", "13")
+            .header("grpc-message", "internal%20error")
+            .body(())
+            .unwrap();
+        assert_eq!(map_too_large(internal).headers()["grpc-status"], "13");
     }
 }

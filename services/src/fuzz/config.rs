@@ -41,8 +41,11 @@ e_bike = 5.0
 motorcycle = 10.0
 ";
 
+/// The example with TLS off (it has no certificate files to point at), so
+/// that it validates and mutations test the other settings too.
 fn base() -> String {
-    format!("{EXAMPLE}\n{MORE}")
+    let example = EXAMPLE.replace("plaintext = false", "plaintext = true");
+    format!("{example}\n{MORE}")
 }
 
 fn value() -> impl Strategy<Value = String> {
