@@ -456,12 +456,7 @@ async fn each_role_is_allowed_and_refused_exactly() {
         .unwrap()
         .into_inner()
         .units;
-    let position = |id: &str| {
-        units
-            .iter()
-            .find(|u| u.id == id)
-            .and_then(|u| u.fix.clone())
-    };
+    let position = |id: &str| units.iter().find(|u| u.id == id).and_then(|u| u.fix);
     assert!(position("unit-1").is_some(), "the allowed ping was kept");
     assert!(position("unit-2").is_none(), "the other unit did not move");
     assert_eq!(

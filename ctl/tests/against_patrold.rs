@@ -228,8 +228,19 @@ fn operator_walk_through() {
     );
     let who = ok_bare(s, &["whoami"]);
     assert!(who.contains("olivia operator via session"), "{who}");
-    let refused = bare(s, &["register-unit", "car-8", "--kind", "car"]);
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("PermissionDenied"));
+    let refused = bare(
+        s,
+        &[
+            "register-unit",
+            "car-8",
+            "--call-sign",
+            "Car 8",
+            "--kind",
+            "car",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("PermissionDenied"), "{stderr}");
     let listed = ok(s, &["auth", "list", "--identity", "olivia"]);
     assert!(
         listed.contains("login") && listed.contains("session"),
