@@ -1108,29 +1108,24 @@ async fn open_streams_end_when_their_credential_is_revoked() {
             .await
             .unwrap();
     }
-    let ended = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match room.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the stream ended without saying why"),
-                Err(status) => break status,
-            }
-        }
-    })
-    .await
-    .expect("the revoked operator's Watch ends");
+    let ended = ended_with(&mut room, "the revoked operator's Watch").await;
     assert_eq!(ended.code(), Code::Unauthenticated);
     assert!(ended.message().contains("revoked"), "{}", ended.message());
-    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+    let ended = ended_with(&mut orders, "the revoked terminal's order stream").await;
+    assert_eq!(ended.code(), Code::Unauthenticated);
+}
+
+/// Reads `stream` until it fails, within a generous deadline; the status.
+async fn ended_with<T>(stream: &mut tonic::Streaming<T>, what: &str) -> tonic::Status {
+    tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            match orders.message().await {
+            match stream.message().await {
                 Ok(Some(_)) => continue,
-                Ok(None) => panic!("the stream ended without saying why"),
+                Ok(None) => panic!("{what} ended without saying why"),
                 Err(status) => break status,
             }
         }
     })
     .await
-    .expect("the revoked terminal's order stream ends");
-    assert_eq!(ended.code(), Code::Unauthenticated);
+    .unwrap_or_else(|_| panic!("{what} did not end"))
 }

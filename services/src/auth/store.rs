@@ -221,30 +221,14 @@ impl CredentialStore {
     pub async fn identity(&self, id: &str) -> Result<Option<Identity>, ServerError> {
         match &self.backend {
             Backend::Memory(mem) => Ok(mem.lock().unwrap().identities.get(id).cloned()),
-            Backend::Redis { conn, keys } => {
-                let json: Option<String> = redis::cmd("HGET")
-                    .arg(&keys.identities)
-                    .arg(id)
-                    .query_async(&mut conn.clone())
-                    .await
-                    .map_err(redis_error("auth_get"))?;
-                Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
-            }
+            Backend::Redis { conn, keys } => hget(conn, &keys.identities, id).await,
         }
     }
 
     pub async fn credential(&self, id: &str) -> Result<Option<Credential>, ServerError> {
         match &self.backend {
             Backend::Memory(mem) => Ok(mem.lock().unwrap().credentials.get(id).cloned()),
-            Backend::Redis { conn, keys } => {
-                let json: Option<String> = redis::cmd("HGET")
-                    .arg(&keys.credentials)
-                    .arg(id)
-                    .query_async(&mut conn.clone())
-                    .await
-                    .map_err(redis_error("auth_get"))?;
-                Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
-            }
+            Backend::Redis { conn, keys } => hget(conn, &keys.credentials, id).await,
         }
     }
 
@@ -259,14 +243,7 @@ impl CredentialStore {
                 Ok(())
             }
             Backend::Redis { conn, keys } => {
-                let json = serde_json::to_string(identity).expect("identity serializes");
-                redis::cmd("HSET")
-                    .arg(&keys.identities)
-                    .arg(&identity.id)
-                    .arg(json)
-                    .query_async::<()>(&mut conn.clone())
-                    .await
-                    .map_err(redis_error("auth_put"))
+                hset(conn, &keys.identities, &identity.id, identity).await
             }
         }
     }
@@ -282,14 +259,7 @@ impl CredentialStore {
                 Ok(())
             }
             Backend::Redis { conn, keys } => {
-                let json = serde_json::to_string(credential).expect("credential serializes");
-                redis::cmd("HSET")
-                    .arg(&keys.credentials)
-                    .arg(&credential.id)
-                    .arg(json)
-                    .query_async::<()>(&mut conn.clone())
-                    .await
-                    .map_err(redis_error("auth_put"))
+                hset(conn, &keys.credentials, &credential.id, credential).await
             }
         }
     }
@@ -743,6 +713,38 @@ impl CredentialStore {
             .values()
             .any(|i| i.role == Role::Admin && !i.locked))
     }
+}
+
+/// One JSON record of hash `key` (a record that no longer parses, written by
+/// another build, reads as absent).
+async fn hget<T: serde::de::DeserializeOwned>(
+    conn: &Conn,
+    key: &str,
+    id: &str,
+) -> Result<Option<T>, ServerError> {
+    let json: Option<String> = redis::cmd("HGET")
+        .arg(key)
+        .arg(id)
+        .query_async(&mut conn.clone())
+        .await
+        .map_err(redis_error("auth_get"))?;
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+async fn hset<T: Serialize>(
+    conn: &Conn,
+    key: &str,
+    id: &str,
+    record: &T,
+) -> Result<(), ServerError> {
+    let json = serde_json::to_string(record).expect("auth records serialize");
+    redis::cmd("HSET")
+        .arg(key)
+        .arg(id)
+        .arg(json)
+        .query_async::<()>(&mut conn.clone())
+        .await
+        .map_err(redis_error("auth_put"))
 }
 
 /// The id of the certificate credential of `subject` (one per identity).
