@@ -45,6 +45,8 @@
 //!   `GEOADD`, the radius-doubling `GEOSEARCH`.
 //! - [`cameras`]: `CamerasSeeing` at 10k..1M cameras and the cost of
 //!   follow mode under a moving unit load.
+//! - [`secure`]: the cost of TLS and authentication: ingest and `Recommend`
+//!   on plaintext without auth, bearer tokens, TLS and mutual TLS.
 //! - [`proc_stats`]: CPU time and RSS from `/proc`.
 //! - [`heap`]: a counting allocator, for the core's exact heap per unit.
 //! - [`profile`]: optional `perf record` of the server around a phase.
@@ -69,6 +71,7 @@ pub mod redis_alt;
 pub mod redis_probe;
 pub mod report;
 pub mod run;
+pub mod secure;
 pub mod server;
 pub mod urgent;
 pub mod watch_scan;

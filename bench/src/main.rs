@@ -13,6 +13,7 @@ use patrol_bench::city::Centre;
 use patrol_bench::connect_storm::StormSpec;
 use patrol_bench::report::Report;
 use patrol_bench::run::{Options, Phases, run};
+use patrol_bench::secure::{SecureSpec, Security};
 use patrol_bench::server::{ServerSource, default_patrold};
 use patrol_bench::urgent::UrgentSpec;
 
@@ -43,6 +44,9 @@ enum Phase {
     /// CamerasSeeing at 10k/100k/1M cameras and the cost of follow mode,
     /// in memory (not in the default list).
     Cameras,
+    /// Ingest and Recommend on plaintext without auth, with bearer tokens,
+    /// TLS and mutual TLS, a fresh server each (not in the default list).
+    Secure,
 }
 
 /// Benchmarks patrold through its gRPC API against Redis GEO on the same
@@ -229,6 +233,22 @@ struct Args {
     /// The server's redis.keep_ms: short, so every checkpoint trims the log.
     #[arg(long, default_value_t = 10_000, help_heading = "checkpoint_stall")]
     checkpoint_keep_ms: u64,
+    /// Registered units for `secure` (default 10000).
+    #[arg(long, default_value_t = 10_000, help_heading = "secure")]
+    secure_units: usize,
+    /// The security settings `secure` measures, in order; the first is the
+    /// baseline of the ratios.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["plaintext", "bearer", "tls", "mtls"], help_heading = "secure")]
+    secure_configs: Vec<Security>,
+    /// Seconds of ingest per setting (default 5; quick: 2).
+    #[arg(long, help_heading = "secure")]
+    secure_seconds: Option<f64>,
+    /// Measured Recommend calls per setting (default 5000; quick: 1000).
+    #[arg(long, help_heading = "secure")]
+    secure_calls: Option<usize>,
+    /// Concurrent Recommend callers, one call at a time each.
+    #[arg(long, default_value_t = 4, help_heading = "secure")]
+    secure_callers: usize,
 }
 
 /// "4x500" -> (4, 500).
@@ -279,6 +299,7 @@ fn options(args: &Args) -> Result<Options> {
         connect_storm: has(Phase::ConnectStorm),
         checkpoint_stall: has(Phase::CheckpointStall),
         cameras: has(Phase::Cameras),
+        secure: has(Phase::Secure),
     };
     let needs_patrold = !args.no_patrold
         && (phases.ingest
@@ -289,7 +310,8 @@ fn options(args: &Args) -> Result<Options> {
             || phases.urgent
             || phases.connect_storm
             || phases.checkpoint_stall
-            || phases.cameras);
+            || phases.cameras
+            || phases.secure);
     let server = match &args.server {
         Some(url) => ServerSource::Connect {
             url: url.clone(),
@@ -414,6 +436,16 @@ fn options(args: &Args) -> Result<Options> {
             window: secs(args.follow_seconds, if q { 2.0 } else { 5.0 }),
             clients: args.clients.max(1),
             batch: args.batch.max(1),
+            seed: args.seed,
+        },
+        secure_units: args.secure_units.max(1),
+        secure: SecureSpec {
+            configs: args.secure_configs.clone(),
+            clients: args.clients.max(1),
+            batch: args.batch.max(1),
+            duration: secs(args.secure_seconds, if q { 2.0 } else { 5.0 }),
+            calls: args.secure_calls.unwrap_or(if q { 1_000 } else { 5_000 }),
+            callers: args.secure_callers.max(1),
             seed: args.seed,
         },
     })

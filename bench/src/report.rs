@@ -47,6 +47,15 @@ impl Latencies {
         self.0.is_empty()
     }
 
+    /// The value at quantile `q` (0..=1), nanoseconds (0 when empty).
+    pub fn quantile_ns(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.value_at_quantile(q) as f64
+        }
+    }
+
     /// The smallest sample (0 when there is none).
     pub fn min_ns(&self) -> u64 {
         if self.0.is_empty() { 0 } else { self.0.min() }
@@ -645,6 +654,8 @@ mod tests {
         assert_eq!(h.summary().count, 1001);
         assert!(h.summary().max_ns >= 5e6 * 0.999);
         assert_eq!(Latencies::new().summary(), Summary::default());
+        assert!((h.quantile_ns(0.95) - 950_000.0).abs() <= 2_000.0);
+        assert_eq!(Latencies::new().quantile_ns(0.95), 0.0);
     }
 
     #[test]

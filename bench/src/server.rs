@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use patrol_proto::v1 as pb;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::proc_stats::{self, ProcSample};
 use crate::redis_alt::RedisServer;
@@ -52,6 +52,8 @@ pub struct Patrold {
     pub http: Option<String>,
     child: Option<Child>,
     log: Option<PathBuf>,
+    /// How to reach a server that serves TLS (`None`: plaintext).
+    tls: Option<ClientTlsConfig>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
@@ -84,14 +86,23 @@ fn default_log_filter() -> String {
     std::env::var("PATROLD_LOG").unwrap_or_else(|_| "warn".into())
 }
 
-/// The config file for a spawned server.
+/// The config file for a spawned server: [`service_toml`] with auth off.
 pub fn config_toml(s: &ServerSettings) -> String {
+    format!(
+        "{}\n[auth]\n# These phases measure the service; the `secure` phase measures what\n# credentials (and TLS) cost.\nrequired = false\n",
+        service_toml(s)
+    )
+}
+
+/// Everything of a spawned server's config but `[auth]` and `[tls]`: the
+/// Watch interval, the offline age, the map, and per-caller limits off.
+pub fn service_toml(s: &ServerSettings) -> String {
     let map = match &s.map {
         Some(path) => format!("map = {:?}\n\n", path.display().to_string()),
         None => String::new(),
     };
     format!(
-        "{map}[watch]\nposition_interval_ms = {}\nmax_subscribers = 1000000\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n\n# The load is one caller far above any fleet's quota: measured is the\n# server, not its per-caller limits.\n[limits]\npings_per_second_per_caller = 0\nmax_streams_per_caller = 1000000\n\n[auth]\n# These phases measure the service; the `secure` phase measures what\n# credentials (and TLS) cost.\nrequired = false\n",
+        "{map}[watch]\nposition_interval_ms = {}\nmax_subscribers = 1000000\n\n[units]\noffline_after_ms = {}\n# The load moves units by synthetic jumps.\ntrust_positions = false\n\n# The load is one caller far above any fleet's quota: measured is the\n# server, not its per-caller limits.\n[limits]\npings_per_second_per_caller = 0\nmax_streams_per_caller = 1000000\n",
         s.position_interval_ms, s.offline_after_ms
     )
 }
@@ -111,6 +122,7 @@ impl Patrold {
                     http: None,
                     child: None,
                     log: None,
+                    tls: None,
                 };
                 server.wait_ready(None).await?;
                 Ok(server)
@@ -137,30 +149,50 @@ impl Patrold {
         workdir: &Path,
         log_filter: &str,
     ) -> Result<Patrold> {
+        Self::spawn_secure(binary, config, workdir, log_filter, None).await
+    }
+
+    /// [`Patrold::spawn`], serving TLS as `config`'s `[tls]` says when `tls`
+    /// (how the bench's clients reach it) is given; without, `--plaintext`.
+    /// A server that requires credentials counts as ready when it refuses
+    /// the bench's uncredentialed call as unauthenticated.
+    pub async fn spawn_secure(
+        binary: &Path,
+        config: &Path,
+        workdir: &Path,
+        log_filter: &str,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Patrold> {
         let grpc = free_port()?;
         let http = free_port()?;
         let log = workdir.join(format!("patrold-{grpc}.log"));
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("--grpc")
             .arg(format!("127.0.0.1:{grpc}"))
             .arg("--http")
             .arg(format!("127.0.0.1:{http}"))
             .arg("--config")
-            .arg(config)
+            .arg(config);
+        if tls.is_none() {
             // The bench talks to its own patrold over loopback.
-            .arg("--plaintext")
+            command.arg("--plaintext");
+        }
+        let child = command
             .env("PATROL_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log)?)
             .spawn()
             .with_context(|| format!("spawning {}", binary.display()))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut server = Patrold {
-            url: format!("http://127.0.0.1:{grpc}"),
+            url: format!("{scheme}://127.0.0.1:{grpc}"),
             pid: Some(child.id()),
             http: Some(format!("127.0.0.1:{http}")),
             child: Some(child),
             log: Some(log),
+            tls,
         };
         // A durable node serves once it has replayed the region's log, which
         // for a million units takes a while.
@@ -206,6 +238,8 @@ impl Patrold {
                         .await
                     {
                         Ok(_) => return Ok(()),
+                        // It answered: it only wants a credential.
+                        Err(e) if e.code() == tonic::Code::Unauthenticated => return Ok(()),
                         Err(e) => last_err = e.to_string(),
                     }
                 }
@@ -236,7 +270,7 @@ impl Patrold {
 
     /// A new HTTP/2 connection to the server.
     pub async fn channel(&self) -> Result<Channel> {
-        connect(&self.url).await
+        connect_tls(&self.url, self.tls.clone()).await
     }
 
     /// `n` separate connections.
@@ -298,6 +332,31 @@ impl Launcher {
         Patrold::spawn(&self.patrold, &config, &self.workdir, log_filter)
             .await
             .with_context(|| format!("patrold for {name}"))
+    }
+
+    /// A patrold with the bench's [`service_toml`] plus `security` (its
+    /// `[auth]` and `[tls]` sections), reached over `tls` when given (see
+    /// [`Patrold::spawn_secure`]).
+    pub async fn patrold_secure(
+        &self,
+        name: &str,
+        security: &str,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Patrold> {
+        let config = self.workdir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!("{}{security}", service_toml(&self.settings)),
+        )?;
+        Patrold::spawn_secure(
+            &self.patrold,
+            &config,
+            &self.workdir,
+            &default_log_filter(),
+            tls,
+        )
+        .await
+        .with_context(|| format!("patrold for {name}"))
     }
 
     /// The bench's own redis-server on a free port, persistence off.
@@ -384,7 +443,18 @@ pub fn metric_sum(text: &str, name: &str, label: &str) -> Option<f64> {
 /// A channel with windows large enough that HTTP/2 flow control does not cap a
 /// fast stream on loopback.
 pub async fn connect(url: &str) -> Result<Channel> {
-    Endpoint::from_shared(url.to_string())?
+    connect_tls(url, None).await
+}
+
+/// [`connect`] over TLS when `tls` is given (an `https://` URL).
+pub async fn connect_tls(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .with_context(|| format!("TLS settings for {url}"))?;
+    }
+    endpoint
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
         .initial_stream_window_size(Some(8 * 1024 * 1024))
@@ -446,5 +516,17 @@ mod tests {
         });
         assert!(toml.contains("[watch]\nposition_interval_ms = 250"));
         assert!(toml.contains("[units]\noffline_after_ms = 3600000"));
+        // the other phases measure the service without credentials or
+        // per-caller limits
+        assert!(toml.ends_with("\n[auth]\n# These phases measure the service; the `secure` phase measures what\n# credentials (and TLS) cost.\nrequired = false\n"));
+        let settings = ServerSettings {
+            position_interval_ms: 250,
+            offline_after_ms: 3_600_000,
+            map: None,
+        };
+        let service = service_toml(&settings);
+        assert!(toml.starts_with(&service));
+        assert!(service.contains("[limits]\npings_per_second_per_caller = 0\n"));
+        assert!(!service.contains("[auth]") && !service.contains("[tls]"));
     }
 }

@@ -13,8 +13,8 @@
 //! - `targets`: the targets.
 //! - `facts`: the machine, settings and notes of the run.
 //!
-//! Durability, urgent, connect_storm, checkpoint_stall and cameras start their own
-//! servers ([`crate::server::Launcher`]) and run after the unit counts.
+//! Durability, urgent, connect_storm, checkpoint_stall, cameras and secure
+//! start their own servers ([`crate::server::Launcher`]) and run after the unit counts.
 
 mod context;
 mod core;
@@ -32,7 +32,7 @@ use tracing::{info, warn};
 
 use crate::report::{Report, count_label};
 use crate::server::{Launcher, Patrold, ServerSettings, ServerSource};
-use crate::{cameras, checkpoint_stall, connect_storm, durability, urgent};
+use crate::{cameras, checkpoint_stall, connect_storm, durability, secure, urgent};
 use context::Context;
 
 pub use options::{Options, Phases};
@@ -129,15 +129,16 @@ fn launcher(opts: &Options) -> Option<Launcher> {
 }
 
 /// The phases that spawn their own patrold (and redis-server): durability,
-/// urgent, connect_storm, checkpoint_stall, cameras, in that order.
+/// urgent, connect_storm, checkpoint_stall, cameras, secure, in that order.
 async fn own_servers(opts: &Options, report: &mut Report) -> Result<()> {
     let p = opts.phases;
-    if !(p.durability || p.urgent || p.connect_storm || p.checkpoint_stall || p.cameras) {
+    if !(p.durability || p.urgent || p.connect_storm || p.checkpoint_stall || p.cameras || p.secure)
+    {
         return Ok(());
     }
     let Some(launcher) = launcher(opts) else {
         warn!(
-            "durability, urgent, connect_storm, checkpoint_stall and cameras skipped: they spawn their own servers (not with --server)"
+            "durability, urgent, connect_storm, checkpoint_stall, cameras and secure skipped: they spawn their own servers (not with --server)"
         );
         return Ok(());
     };
@@ -170,6 +171,12 @@ async fn own_servers(opts: &Options, report: &mut Report) -> Result<()> {
         cameras::run(&launcher, &opts.cameras, report)
             .await
             .context("cameras phase")?;
+    }
+    if p.secure {
+        let mut city = opts.city(opts.secure_units);
+        secure::run(&launcher, &mut city, &opts.secure, report)
+            .await
+            .context("secure phase")?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::checkpoint_stall::CheckpointSpec;
 use crate::city::{Centre, City, CitySpec};
 use crate::connect_storm::StormSpec;
 use crate::ingest::IngestSpec;
+use crate::secure::SecureSpec;
 use crate::server::ServerSource;
 use crate::urgent::UrgentSpec;
 
@@ -29,6 +30,9 @@ pub struct Phases {
     /// CamerasSeeing at each camera count and follow mode (not in the
     /// default list).
     pub cameras: bool,
+    /// Ingest and Recommend without and with auth and TLS (not in the
+    /// default list).
+    pub secure: bool,
 }
 
 impl Phases {
@@ -43,6 +47,7 @@ impl Phases {
         connect_storm: true,
         checkpoint_stall: true,
         cameras: true,
+        secure: true,
     };
 }
 
@@ -100,6 +105,9 @@ pub struct Options {
     pub checkpoint: CheckpointSpec,
     /// How `cameras` runs.
     pub cameras: CameraSpec,
+    /// Units for `secure`, and how it runs.
+    pub secure_units: usize,
+    pub secure: SecureSpec,
 }
 
 /// The count in `units` nearest to `want` (`want` itself when there is none).
