@@ -1129,3 +1129,34 @@ async fn ended_with<T>(stream: &mut tonic::Streaming<T>, what: &str) -> tonic::S
     .await
     .unwrap_or_else(|_| panic!("{what} did not end"))
 }
+
+#[tokio::test]
+async fn login_attempts_from_one_peer_are_rate_limited() {
+    let node = start(|c| {
+        c.limits.logins_per_second_per_peer = 1;
+        c.limits.login_burst_per_peer = 2;
+    })
+    .await;
+    let mut anonymous = Caller::new(&node.channel, None);
+    // Guessing identity names: the lockout has nobody to lock, the rate
+    // limit still holds (unknown names cost no hashing, so this is quick).
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        codes.push(code(
+            login(&mut anonymous, &format!("nobody-{i}"), "guess-guess-guess").await,
+        ));
+    }
+    assert_eq!(codes[0], Code::Unauthenticated, "{codes:?}");
+    assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
+    let refused = login(&mut anonymous, "nobody", "guess-guess-guess")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("limits.logins_per_second_per_peer"),
+        "{}",
+        refused.message()
+    );
+}

@@ -276,6 +276,13 @@ pub struct LimitsConfig {
     /// RESOURCE_EXHAUSTED. 0: no limit.
     pub alerts_per_second_per_caller: u32,
     pub alert_burst_per_caller: u32,
+    /// Login attempts per second per peer address (whatever identity they
+    /// name; each costs an Argon2 hash), and the burst; over it:
+    /// RESOURCE_EXHAUSTED. It slows guessing of identities the lockout cannot
+    /// count (unknown ones) and keeps a flood of logins off the CPU. 0: no
+    /// limit.
+    pub logins_per_second_per_peer: u32,
+    pub login_burst_per_peer: u32,
     /// Open ReportPositions and Watch streams per caller at most. (A
     /// ReceiveOrders stream is bounded per unit instead: one live stream per
     /// registered unit, a newer one replaces the older, so a fleet gateway
@@ -516,6 +523,8 @@ impl Default for LimitsConfig {
             ping_burst_per_caller: 40_000,
             alerts_per_second_per_caller: 50,
             alert_burst_per_caller: 200,
+            logins_per_second_per_peer: 1,
+            login_burst_per_peer: 10,
             // Before authentication every anonymous caller behind one
             // address is one caller: room for a command room's screens and
             // the load tools (the bench's connect storm opens 100 Watch
@@ -756,6 +765,10 @@ impl Config {
         anyhow::ensure!(
             l.alerts_per_second_per_caller == 0 || l.alert_burst_per_caller >= 1,
             "limits.alert_burst_per_caller must be >= 1"
+        );
+        anyhow::ensure!(
+            l.logins_per_second_per_peer == 0 || l.login_burst_per_peer >= 1,
+            "limits.login_burst_per_peer must be >= 1"
         );
         anyhow::ensure!(
             l.max_streams_per_caller >= 1,

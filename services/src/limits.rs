@@ -139,6 +139,8 @@ impl Rate {
 pub struct Limits {
     pings: Rate,
     alerts: Rate,
+    /// Login attempts, keyed by peer IP.
+    logins: Rate,
     /// Open ReportPositions + Watch streams per caller (callers with none
     /// are removed).
     streams: Mutex<HashMap<String, usize>>,
@@ -181,6 +183,13 @@ impl Limits {
                 "alerts",
                 "alerts",
             ),
+            logins: Rate::new(
+                l.logins_per_second_per_peer,
+                l.login_burst_per_peer,
+                "limits.logins_per_second_per_peer",
+                "logins",
+                "logins",
+            ),
             streams: Mutex::new(HashMap::new()),
             max_streams_per_caller: l.max_streams_per_caller,
             subscribers: AtomicUsize::new(0),
@@ -204,6 +213,14 @@ impl Limits {
     pub(crate) fn charge_alert(&self, caller: &str) -> Result<(), ServerError> {
         self.alerts
             .charge(caller, 1, || "PostAlert refused".to_string())
+    }
+
+    /// Charges one Login attempt to the peer address `peer` ("ip:port").
+    pub(crate) fn charge_login(&self, peer: &str) -> Result<(), ServerError> {
+        let ip = peer
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| peer.to_string(), |a| a.ip().to_string());
+        self.logins.charge(&ip, 1, || "Login refused".to_string())
     }
 
     /// How long a ReportPositions stream may stay silent (none: forever).
@@ -283,6 +300,7 @@ impl Limits {
     pub(crate) fn retain_recent(&self) {
         self.pings.retain_recent();
         self.alerts.retain_recent();
+        self.logins.retain_recent();
     }
 
     /// What the limits hold now.

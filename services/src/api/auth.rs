@@ -94,6 +94,8 @@ impl AuthService for AuthApi {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        // Before anything is hashed: a flood of guesses costs no CPU.
+        self.hub.limits().charge_login(&peer)?;
         let req = request.get_ref();
         validate_id("identity", &req.identity).map_err(ServerError::from)?;
         if req.secret.is_empty() {
