@@ -15,10 +15,9 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use crate::city::{Region, SimUnit};
-use crate::load::{unit_client, unix_ms};
+use crate::load::{Link, unix_ms};
 
 /// How to drive the server.
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +142,7 @@ pub async fn produce(
 /// Runs the ingest load; the units come back in their original order with
 /// their final positions.
 pub async fn run(
-    channels: &[Channel],
+    channels: &[impl Link],
     units: &mut Vec<SimUnit>,
     region: Region,
     spec: &IngestSpec,
@@ -165,7 +164,7 @@ pub async fn run(
             spec.seed ^ (i as u64 + 1),
             tx,
         ));
-        let mut client = unit_client(&channels[i % channels.len()]);
+        let mut client = channels[i % channels.len()].units();
         let stream = tokio::spawn(async move {
             let resp = client.report_positions(ReceiverStream::new(rx)).await;
             (resp, Instant::now())

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use patrol_proto::v1 as pb;
+use patrol_proto::auth::{Authed, Bearer, authed};
 use pb::unit_service_client::UnitServiceClient;
 use tonic::transport::Channel;
 
@@ -16,6 +17,31 @@ use crate::server::MAX_MESSAGE_BYTES;
 
 /// Requests in flight while loading.
 pub const LOAD_CONCURRENCY: usize = 256;
+
+/// A connection the loaders ride: a plain channel, or one whose calls carry
+/// a credential (the `secure` phase). Either way the loaders get the same
+/// client type.
+pub trait Link: Send + Sync {
+    fn units(&self) -> UnitServiceClient<Authed>;
+}
+
+impl Link for Channel {
+    fn units(&self) -> UnitServiceClient<Authed> {
+        sized(UnitServiceClient::new(authed(self.clone(), Bearer::default())))
+    }
+}
+
+impl Link for Authed {
+    fn units(&self) -> UnitServiceClient<Authed> {
+        sized(UnitServiceClient::new(self.clone()))
+    }
+}
+
+fn sized(client: UnitServiceClient<Authed>) -> UnitServiceClient<Authed> {
+    client
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
 
 pub fn unit_client(ch: &Channel) -> UnitServiceClient<Channel> {
     UnitServiceClient::new(ch.clone())
@@ -40,19 +66,19 @@ pub fn unix_us() -> i64 {
 }
 
 /// Registers every unit; returns how long it took.
-pub async fn register_units(channels: &[Channel], units: &[SimUnit]) -> Result<Duration> {
+pub async fn register_units(channels: &[impl Link], units: &[SimUnit]) -> Result<Duration> {
     register_units_with(channels, units, LOAD_CONCURRENCY).await
 }
 
 /// [`register_units`] with at most `concurrency` requests in flight (below a
 /// durable server's `redis.max_in_flight`, so loading is never refused).
 pub async fn register_units_with(
-    channels: &[Channel],
+    channels: &[impl Link],
     units: &[SimUnit],
     concurrency: usize,
 ) -> Result<Duration> {
     let start = Instant::now();
-    let clients: Vec<_> = channels.iter().map(unit_client).collect();
+    let clients: Vec<_> = channels.iter().map(Link::units).collect();
     stream::iter(units.iter().enumerate())
         .map(|(i, u)| {
             let mut client = clients[i % clients.len()].clone();
@@ -78,7 +104,7 @@ pub async fn register_units_with(
 /// Sends every unit's current position once (fix time now), split over the
 /// channels, in batches of `batch`. Fails unless every ping is accepted.
 pub async fn send_positions(
-    channels: &[Channel],
+    channels: &[impl Link],
     units: &mut [SimUnit],
     batch: usize,
 ) -> Result<Duration> {
@@ -94,7 +120,7 @@ pub async fn send_positions(
             })
             .collect();
         let expected = chunk.len() as u64;
-        let mut client = unit_client(ch);
+        let mut client = ch.units();
         tasks.push(tokio::spawn(async move {
             let resp = client
                 .report_positions(stream::iter(requests))

@@ -29,24 +29,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures_util::{StreamExt, TryStreamExt, stream};
 use patrol_proto::auth::{Authed, Bearer, authed};
 use patrol_proto::v1 as pb;
 use pb::auth_service_client::AuthServiceClient;
 use pb::incident_service_client::IncidentServiceClient;
-use pb::unit_service_client::UnitServiceClient;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tracing::info;
 
-use crate::city::{City, Region, SimUnit};
+use crate::city::City;
 use crate::ingest::{self, IngestOutcome};
-use crate::load::{LOAD_CONCURRENCY, unix_ms};
+use crate::load::{register_units, send_positions};
 use crate::proc_stats::{self, ProcSample};
 use crate::recommend::K;
 use crate::report::{Latencies, Report, Row, count_label, fmt_num};
@@ -277,12 +273,6 @@ fn bearer(token: Option<&str>) -> Result<Bearer> {
     Bearer::new(token).context("the token is not valid in a header")
 }
 
-fn unit_client(channel: &Authed) -> UnitServiceClient<Authed> {
-    UnitServiceClient::new(channel.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
-}
-
 /// CPU time of the server, the load generator and the machine at one instant.
 #[derive(Debug, Clone, Copy)]
 struct Cpu {
@@ -441,7 +431,7 @@ async fn one(
         bearer: bearer(admin_token.as_deref())?,
     };
     let admin_channels = admin.channels(&server, 4).await?;
-    register(&admin_channels, &city.units).await?;
+    register_units(&admin_channels, &city.units).await?;
     let (terminal_token, operator_token) = credentials(security, &admin_channels[0]).await?;
     let terminal = Caller {
         tls: tls(&pki.terminal),
@@ -452,10 +442,22 @@ async fn one(
         bearer: bearer(operator_token.as_deref())?,
     };
     let streams = terminal.channels(&server, spec.clients.max(1)).await?;
-    send_positions(&streams, &mut city.units).await?;
+    send_positions(&streams, &mut city.units, 1_000).await?;
 
     let before = Cpu::sample(&server);
-    let ingest = ingest_load(&streams, &mut city.units, city.spec.region, spec).await?;
+    let ingest = ingest::run(
+        &streams,
+        &mut city.units,
+        city.spec.region,
+        &ingest::IngestSpec {
+            clients: streams.len(),
+            batch: spec.batch.max(1),
+            duration: spec.duration,
+            rate: None,
+            seed: spec.seed,
+        },
+    )
+    .await?;
     let ingest_cpu = before.until(&Cpu::sample(&server));
     if ingest.rejected > 0 {
         bail!(
@@ -480,29 +482,6 @@ async fn one(
 }
 
 /// Registers every unit (as the admin).
-async fn register(channels: &[Authed], units: &[SimUnit]) -> Result<()> {
-    let clients: Vec<_> = channels.iter().map(unit_client).collect();
-    stream::iter(units.iter().enumerate())
-        .map(|(i, u)| {
-            let mut client = clients[i % clients.len()].clone();
-            let req = pb::RegisterUnitRequest {
-                id: u.id.clone(),
-                call_sign: format!("P-{}", &u.id[5..]),
-                kind: u.kind.to_proto() as i32,
-                capabilities: Vec::new(),
-            };
-            async move {
-                client
-                    .register_unit(req)
-                    .await
-                    .with_context(|| format!("registering {}", u.id))
-            }
-        })
-        .buffer_unordered(LOAD_CONCURRENCY)
-        .try_for_each(|_| async { Ok(()) })
-        .await
-}
-
 /// The terminal's and the operator's bearer tokens (`None` with auth off,
 /// and with mutual TLS, where their certificates are the credentials).
 async fn credentials(
@@ -549,109 +528,6 @@ async fn credentials(
     }
     let operator = secrets.pop();
     Ok((secrets.pop(), operator))
-}
-
-/// Sends every unit's position once, split over the streams; fails unless
-/// every ping is accepted.
-async fn send_positions(channels: &[Authed], units: &mut [SimUnit]) -> Result<()> {
-    let now = unix_ms();
-    let per = units.len().div_ceil(channels.len().max(1)).max(1);
-    let mut tasks = Vec::new();
-    for (chunk, channel) in units.chunks_mut(per).zip(channels.iter().cycle()) {
-        let requests: Vec<_> = chunk
-            .chunks_mut(1_000)
-            .map(|b| pb::ReportPositionsRequest {
-                pings: b.iter_mut().map(|u| u.ping(now)).collect(),
-            })
-            .collect();
-        let expected = chunk.len() as u64;
-        let mut client = unit_client(channel);
-        tasks.push(tokio::spawn(async move {
-            let resp = client
-                .report_positions(stream::iter(requests))
-                .await?
-                .into_inner();
-            anyhow::Ok((expected, resp))
-        }));
-    }
-    for task in tasks {
-        let (expected, resp) = task.await??;
-        if resp.accepted != expected {
-            bail!(
-                "position load: {} of {expected} pings accepted (first rejection: {:?})",
-                resp.accepted,
-                resp.rejections.first().map(|r| &r.message)
-            );
-        }
-    }
-    Ok(())
-}
-
-/// [`ingest::run`]'s load (its producers, one stream per connection) over
-/// credentialed channels, flat out.
-async fn ingest_load(
-    channels: &[Authed],
-    units: &mut Vec<SimUnit>,
-    region: Region,
-    spec: &SecureSpec,
-) -> Result<IngestOutcome> {
-    let parts = ingest::split_units(std::mem::take(units), channels.len());
-    let start = Instant::now();
-    let deadline = start + spec.duration;
-    let mut tasks = Vec::new();
-    for (i, part) in parts.into_iter().enumerate() {
-        // Bounded: a slow server holds the producer back, nothing piles up.
-        let (tx, rx) = mpsc::channel(4);
-        let producer = tokio::spawn(ingest::produce(
-            part,
-            region,
-            spec.batch.max(1),
-            deadline,
-            None,
-            spec.seed ^ (i as u64 + 1),
-            tx,
-        ));
-        let mut client = unit_client(&channels[i % channels.len()]);
-        let stream = tokio::spawn(async move {
-            let resp = client.report_positions(ReceiverStream::new(rx)).await;
-            (resp, Instant::now())
-        });
-        tasks.push((producer, stream));
-    }
-    let mut out = IngestOutcome::default();
-    let mut end = start;
-    let mut back = Vec::new();
-    let mut first_err = None;
-    for (producer, stream) in tasks {
-        let (resp, at) = stream.await.context("ingest stream task")?;
-        let (part, sent) = producer.await.context("ingest producer task")?;
-        back.push(part);
-        out.sent += sent;
-        end = end.max(at);
-        match resp {
-            Ok(r) => {
-                let r = r.into_inner();
-                out.accepted += r.accepted;
-                out.duplicates += r.duplicates;
-                out.rejected += r.rejected;
-                if out.first_rejection.is_none() {
-                    out.first_rejection = r
-                        .rejections
-                        .first()
-                        .map(|r| format!("{}: {}", r.unit_id, r.message));
-                }
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    *units = back.into_iter().flatten().collect();
-    if let Some(e) = first_err {
-        return Err(e).context("ReportPositions failed");
-    }
-    out.elapsed = end - start;
-    Ok(out)
 }
 
 fn recommend_request(lon: f64, lat: f64) -> pb::RecommendRequest {
@@ -844,6 +720,7 @@ fn summary_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::unix_ms;
     use crate::server::service_toml;
 
     fn temp_dir(tag: &str) -> PathBuf {
