@@ -437,20 +437,10 @@ impl CredentialStore {
         if !secret::token_matches(&self.key, secret_part, &stored) {
             return refuse(Refusal::BadSecret);
         }
-        if identity.locked {
-            return refuse(Refusal::Locked {
-                identity: identity.id.clone(),
-            });
+        match holds(&credential, &identity, now) {
+            Ok(()) => Ok(principal(&credential, &identity)),
+            Err(refusal) => refuse(refusal),
         }
-        if credential.revoked {
-            return refuse(Refusal::Revoked);
-        }
-        if credential.expired(now) {
-            return refuse(Refusal::Expired {
-                kind: credential.kind,
-            });
-        }
-        Ok(principal(&credential, &identity))
     }
 
     /// Who a verified client certificate (subject `subject`) is: the identity
@@ -465,20 +455,10 @@ impl CredentialStore {
             return Err(Ok((Refusal::Unknown, None)));
         };
         let refuse = |r: Refusal| Err(Ok((r, Some(identity.id.clone()))));
-        if identity.locked {
-            return refuse(Refusal::Locked {
-                identity: identity.id.clone(),
-            });
+        match holds(&credential, &identity, now) {
+            Ok(()) => Ok(principal(&credential, &identity)),
+            Err(refusal) => refuse(refusal),
         }
-        if credential.revoked {
-            return refuse(Refusal::Revoked);
-        }
-        if credential.expired(now) {
-            return refuse(Refusal::Expired {
-                kind: credential.kind,
-            });
-        }
-        Ok(principal(&credential, &identity))
     }
 
     /// Whether the credential behind `principal` still holds (not revoked,
@@ -494,19 +474,7 @@ impl CredentialStore {
         else {
             return Err(Ok(Refusal::Revoked));
         };
-        if identity.locked {
-            return Err(Ok(Refusal::Locked {
-                identity: identity.id,
-            }));
-        }
-        if credential.revoked {
-            return Err(Ok(Refusal::Revoked));
-        }
-        if credential.expired(now) {
-            return Err(Ok(Refusal::Expired {
-                kind: credential.kind,
-            }));
-        }
+        holds(&credential, &identity, now).map_err(Ok)?;
         if identity.role != principal.role || identity.scope != principal.scope {
             // Re-issued with other rights: the stream must be reopened.
             return Err(Ok(Refusal::Revoked));
@@ -544,17 +512,7 @@ impl CredentialStore {
         if !matches {
             return Err(Ok(Refusal::BadSecret));
         }
-        if identity.locked {
-            return Err(Ok(Refusal::Locked {
-                identity: identity.id.clone(),
-            }));
-        }
-        if login.revoked {
-            return Err(Ok(Refusal::Revoked));
-        }
-        if login.expired(now) {
-            return Err(Ok(Refusal::Expired { kind: Kind::Login }));
-        }
+        holds(&login, &identity, now).map_err(Ok)?;
         self.clear_failures(&identity.id).await.map_err(Err)?;
         let (token, credential) = self.new_bearer(
             &identity.id,
@@ -745,6 +703,25 @@ async fn hset<T: Serialize>(
         .query_async::<()>(&mut conn.clone())
         .await
         .map_err(redis_error("auth_put"))
+}
+
+/// Whether a credential whose secret (if any) checked out may be used now:
+/// its identity not locked, the credential neither revoked nor expired.
+fn holds(credential: &Credential, identity: &Identity, now: i64) -> Result<(), Refusal> {
+    if identity.locked {
+        return Err(Refusal::Locked {
+            identity: identity.id.clone(),
+        });
+    }
+    if credential.revoked {
+        return Err(Refusal::Revoked);
+    }
+    if credential.expired(now) {
+        return Err(Refusal::Expired {
+            kind: credential.kind,
+        });
+    }
+    Ok(())
 }
 
 /// The id of the certificate credential of `subject` (one per identity).
