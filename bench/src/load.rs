@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use patrol_proto::v1 as pb;
 use patrol_proto::auth::{Authed, Bearer, authed};
+use patrol_proto::v1 as pb;
 use pb::unit_service_client::UnitServiceClient;
 use tonic::transport::Channel;
 
@@ -27,7 +27,10 @@ pub trait Link: Send + Sync {
 
 impl Link for Channel {
     fn units(&self) -> UnitServiceClient<Authed> {
-        sized(UnitServiceClient::new(authed(self.clone(), Bearer::default())))
+        sized(UnitServiceClient::new(authed(
+            self.clone(),
+            Bearer::default(),
+        )))
     }
 }
 

@@ -133,14 +133,22 @@ impl UnitService for UnitApi {
             origin.time = now_ms();
             // The stateless checks here, so only pings that can apply reach the
             // log; the rest is decided when the batch is applied.
-            let mut checked = from_wire::pings(batch.pings, origin.time, tolerance);
-            if let Some(p) = &principal {
-                let refused =
-                    from_wire::refuse_out_of_scope(&mut checked, |id| p.covers(id), &p.identity);
-                if refused > 0 {
-                    metrics::counter!(m::AUTH_DENIED, "why" => "scope").increment(refused);
-                }
-            }
+            let checked =
+                from_wire::pings(
+                    batch.pings,
+                    origin.time,
+                    tolerance,
+                    |unit_id| match &principal {
+                        Some(p) if !p.covers(unit_id) => {
+                            metrics::counter!(m::AUTH_DENIED, "why" => "scope").increment(1);
+                            Err(format!(
+                                "{:?} may not report for unit {unit_id:?}: not in its scope",
+                                p.identity
+                            ))
+                        }
+                        _ => Ok(()),
+                    },
+                );
             let mut outcome = checked.refused;
             if !checked.kept.is_empty() {
                 // In memory: applied now. With Redis: acknowledged only once

@@ -126,7 +126,15 @@ pub struct CheckedPings {
     pub refused: PingsOutcome,
 }
 
-pub fn pings(raw: Vec<Bytes>, now: d::Millis, future_tolerance_ms: d::Millis) -> CheckedPings {
+/// `covers(unit_id)` says whether the caller may report for a unit (a
+/// terminal's scope; `Err` is the refusal's message, refused as
+/// PERMISSION_DENIED); checked in the same pass as the rest.
+pub fn pings(
+    raw: Vec<Bytes>,
+    now: d::Millis,
+    future_tolerance_ms: d::Millis,
+    covers: impl Fn(&str) -> Result<(), String>,
+) -> CheckedPings {
     let mut out = CheckedPings {
         kept: Vec::with_capacity(raw.len()),
         index: Vec::with_capacity(raw.len()),
@@ -134,9 +142,20 @@ pub fn pings(raw: Vec<Bytes>, now: d::Millis, future_tolerance_ms: d::Millis) ->
     };
     for (i, bytes) in raw.into_iter().enumerate() {
         let checked = match parse_ping(&bytes) {
-            Ok(view) => ping(&view)
-                .check(now, future_tolerance_ms)
-                .map_err(|r| (view.unit_id.to_string(), r)),
+            Ok(view) => {
+                if let Err(message) = covers(view.unit_id) {
+                    out.refused.reject(
+                        i,
+                        view.unit_id,
+                        pb::PingRejectReason::PermissionDenied,
+                        message,
+                    );
+                    continue;
+                }
+                ping(&view)
+                    .check(now, future_tolerance_ms)
+                    .map_err(|r| (view.unit_id.to_string(), r))
+            }
             Err(error) => {
                 let message = match error {
                     PingParseError::UnitIdNotUtf8 => "unit_id is not valid UTF-8".to_string(),
@@ -458,33 +477,4 @@ pub fn zone_spec(req: &pb::PutZoneRequest) -> Result<d::ZoneSpec, ServerError> {
     let id = (!req.id.is_empty()).then_some(req.id.as_str());
     let name = (!req.name.is_empty()).then_some(req.name.as_str());
     Ok(d::ZoneSpec::from_geojson(&req.geojson, id, name)?)
-}
-
-/// Moves the kept pings for units the caller may not report for (a terminal's
-/// scope) to the refusals, as PERMISSION_DENIED; the others stay kept.
-/// Returns how many were refused.
-pub fn refuse_out_of_scope(
-    checked: &mut CheckedPings,
-    covers: impl Fn(&str) -> bool,
-    caller: &str,
-) -> u64 {
-    let mut refused = 0;
-    let kept = std::mem::take(&mut checked.kept);
-    let index = std::mem::take(&mut checked.index);
-    for (bytes, i) in kept.into_iter().zip(index) {
-        let unit_id = parse_ping(&bytes).map(|v| v.unit_id).unwrap_or_default();
-        if covers(unit_id) {
-            checked.kept.push(bytes);
-            checked.index.push(i);
-        } else {
-            refused += 1;
-            checked.refused.reject(
-                i as usize,
-                unit_id,
-                pb::PingRejectReason::PermissionDenied,
-                format!("{caller:?} may not report for unit {unit_id:?}: not in its scope"),
-            );
-        }
-    }
-    refused
 }

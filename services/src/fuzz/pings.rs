@@ -98,7 +98,7 @@ fn check_batch(wire: &[u8]) {
         agrees_with_prost(raw);
     }
     let n = batch.pings.len();
-    let checked = from_wire::pings(batch.pings.clone(), NOW, TOLERANCE_MS);
+    let checked = from_wire::pings(batch.pings.clone(), NOW, TOLERANCE_MS, |_| Ok(()));
     assert_eq!(checked.kept.len(), checked.index.len());
     assert_eq!(
         checked.kept.len() as u64 + checked.refused.rejected,
@@ -167,7 +167,12 @@ fn a_batch_of_nothing_but_garbage_fields_is_empty() {
     // Unknown fields only: an empty batch, not an error.
     let batch = PingBatch::decode(&[0x50, 0x01, 0x5a, 0x00][..]).unwrap();
     assert!(batch.pings.is_empty());
-    let checked = from_wire::pings(vec![Bytes::from_static(&[0x19, 0x01])], NOW, TOLERANCE_MS);
+    let checked = from_wire::pings(
+        vec![Bytes::from_static(&[0x19, 0x01])],
+        NOW,
+        TOLERANCE_MS,
+        |_| Ok(()),
+    );
     assert_eq!(checked.refused.rejected, 1);
     assert!(
         checked.refused.rejections[0]
