@@ -11,20 +11,10 @@ use patrol_proto::v1 as pb;
 use patrol_services::Config;
 use patrol_services::audit::{AuditRecord, stream_key};
 use patrol_tests::processes::RedisServer;
-use patrol_tests::{TestNode, now_ms, ping, test_config};
-use tonic::Request;
+use patrol_tests::{TestNode, as_actor, now_ms, ping, test_config};
 
 const LON: f64 = 24.94;
 const LAT: f64 = 60.17;
-
-/// `message` sent as `actor`.
-fn as_actor<T>(actor: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-patrol-actor", actor.parse().unwrap());
-    request
-}
 
 fn config(node_id: &str, redis: Option<&RedisServer>) -> Config {
     let mut config = test_config();

@@ -5,21 +5,12 @@
 //! RESOURCE_EXHAUSTED.
 
 use patrol_proto::v1 as pb;
-use patrol_tests::{TestNode, next_event, now_ms, ping, read_snapshot, test_config};
+use patrol_tests::{TestNode, as_actor, next_event, now_ms, ping, read_snapshot, test_config};
 use pb::watch_event::Kind;
-use tonic::{Code, Request};
+use tonic::Code;
 
 const LON: f64 = 24.94;
 const LAT: f64 = 60.17;
-
-/// `message` sent as `actor`.
-fn as_actor<T>(actor: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-patrol-actor", actor.parse().unwrap());
-    request
-}
 
 fn new_incident(request_id: &str) -> pb::CreateIncidentRequest {
     pb::CreateIncidentRequest {

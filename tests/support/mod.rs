@@ -18,6 +18,16 @@ use pb::unit_service_client::UnitServiceClient;
 use pb::zone_service_client::ZoneServiceClient;
 use tonic::transport::Channel;
 
+/// `message` sent as `actor` (the `x-patrol-actor` metadata a caller
+/// without a credential names itself in).
+pub fn as_actor<T>(actor: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-patrol-actor", actor.parse().unwrap());
+    request
+}
+
 /// A config for tests: ephemeral ports, a fast position interval.
 pub fn test_config() -> Config {
     let mut config = Config {
